@@ -1,0 +1,1 @@
+# agent/: see the folder's files; added to by later issues.

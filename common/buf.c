@@ -1,0 +1,3 @@
+/* buf.c - see buf.h. (being written) */
+#include "config.h"
+#include "buf.h"

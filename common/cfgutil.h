@@ -1,0 +1,87 @@
+/*
+ * cfgutil.h - helpers shared by the libconfuse-based config loaders.
+ *
+ * Error reporting: cfgu_parse() installs an error function that writes
+ * every libconfuse and validator message as "FILE:LINE: message" into a
+ * struct cfgu_errors (bounded list), so a loader can print them all (-t)
+ * or log them (reload) and change nothing.
+ *
+ * Value syntax shared by both daemons:
+ *   durations  "250ms", "30s", "5m", "2h", "1d"; a bare number is seconds
+ *   sizes      "512", "64k", "1M", "1G" (powers of 1024); bare = bytes
+ *   ports      1..65535
+ *   paths      non-empty, absolute, no NUL
+ *
+ * Private keys: cfgu_check_key_perms() refuses a key file that is not a
+ * regular file, is readable or writable by group or others, or is owned by
+ * another user than the caller (root may read keys owned by root only).
+ */
+#ifndef RT_CFGUTIL_H
+#define RT_CFGUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <confuse.h>
+
+#define CFGU_MAX_ERRORS 32
+#define CFGU_ERRLEN 512
+
+struct cfgu_errors {
+	unsigned int n;			/* messages stored */
+	unsigned int dropped;		/* messages beyond CFGU_MAX_ERRORS */
+	char msg[CFGU_MAX_ERRORS][CFGU_ERRLEN];
+};
+
+/* Empties the list. */
+void cfgu_errors_init(struct cfgu_errors *e);
+
+/* Adds one message formatted like printf (used by loaders for their own
+ * semantic checks, e.g. "relay.conf:12: operator alice: no keys"). */
+void cfgu_errors_add(struct cfgu_errors *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Adds a message prefixed with the file and line of cfg's current
+ * section (cfg->filename:cfg->line). */
+void cfgu_errors_add_at(struct cfgu_errors *e, cfg_t *cfg, const char *fmt,
+			...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Parses path into cfg (made by cfg_init), collecting every message in e.
+ * Refuses files that are not regular files or are larger than max_bytes
+ * (1 MiB when 0) before libconfuse sees them. Returns 0, RT_ERR_CONFIG
+ * (syntax or validation error), or RT_ERR_SYS/RT_ERR_TOOBIG (file), each
+ * with a message in e naming the file.
+ */
+int cfgu_parse(cfg_t *cfg, const char *path, size_t max_bytes,
+	       struct cfgu_errors *e);
+
+/* Like cfgu_parse() but from a string; name labels the messages. */
+int cfgu_parse_buf(cfg_t *cfg, const char *text, const char *name,
+		   struct cfgu_errors *e);
+
+/* Parse a duration / size string (syntax above). Return 0 or
+ * RT_ERR_INVAL. Durations above 30 days and sizes above 1 TiB are
+ * refused. */
+int cfgu_parse_duration(const char *s, int64_t *ms);
+int cfgu_parse_size(const char *s, uint64_t *bytes);
+
+/* libconfuse validators (cfg_set_validate_func): report through
+ * cfg_error() naming the option, and return 0 or -1. Durations and sizes
+ * are CFGT_STR options; ports are CFGT_INT. For lists every element is
+ * checked. */
+int cfgu_validate_port(cfg_t *cfg, cfg_opt_t *opt);
+int cfgu_validate_duration(cfg_t *cfg, cfg_opt_t *opt);
+int cfgu_validate_size(cfg_t *cfg, cfg_opt_t *opt);
+int cfgu_validate_path(cfg_t *cfg, cfg_opt_t *opt);
+int cfgu_validate_positive(cfg_t *cfg, cfg_opt_t *opt);
+
+/* Reads a duration / size option already validated; returns its value. */
+int64_t cfgu_get_duration(cfg_t *cfg, const char *name);
+uint64_t cfgu_get_size(cfg_t *cfg, const char *name);
+
+/* See the header comment. Returns 0, RT_ERR_PERM or RT_ERR_SYS with err
+ * naming the file and its mode ("key /etc/x.key: mode 0644 is readable by
+ * group or others; chmod 600 it"). */
+int cfgu_check_key_perms(const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,3 @@
+/* log.c - see log.h. (being written) */
+#include "config.h"
+#include "log.h"

@@ -1,0 +1,110 @@
+/*
+ * loop.h - the event loop both daemons run on.
+ *
+ * Single-threaded, epoll, level-triggered. Three kinds of event source:
+ *  - fd watches: a callback when an fd is readable/writable/in error, for
+ *    the events currently asked for (change them at any time);
+ *  - one-shot timers on CLOCK_MONOTONIC (millisecond resolution);
+ *  - deferred calls: run once, after the current dispatch round;
+ *  - signals: delivered through a signalfd as ordinary events.
+ *
+ * Rules that make callbacks safe:
+ *  - any watch or timer may be removed or cancelled from any callback,
+ *    including its own; a removed watch gets no further callbacks, even if
+ *    epoll already reported it in the current round; a cancelled timer never
+ *    fires, even if it was already due;
+ *  - memory of removed watches and fired/cancelled timers is reclaimed by
+ *    the loop after the round, never while a callback may still hold it;
+ *  - a timer handle is valid until its callback starts or it is cancelled;
+ *    owners clear their pointer in the callback.
+ *
+ * loop_new() ignores SIGPIPE for the whole process: writes to a closed peer
+ * fail with EPIPE instead of killing the daemon.
+ */
+#ifndef RT_LOOP_H
+#define RT_LOOP_H
+
+#include <stdint.h>
+
+struct loop;
+struct loop_watch;
+struct loop_timer;
+
+#define LOOP_READ  0x1u
+#define LOOP_WRITE 0x2u
+#define LOOP_ERROR 0x4u	/* EPOLLERR or EPOLLHUP; always reported */
+
+typedef void (*loop_io_cb)(struct loop *loop, int fd, unsigned int events,
+			   void *arg);
+typedef void (*loop_cb)(struct loop *loop, void *arg);
+typedef void (*loop_signal_cb)(struct loop *loop, int signo, void *arg);
+
+/* Creates a loop. Returns 0 or RT_ERR_NOMEM / RT_ERR_SYS. */
+int loop_new(struct loop **out);
+
+/* Frees the loop and every watch, timer and deferred call still in it
+ * (their callbacks are not called). Does not close watched fds. Restores
+ * the signal mask of signals it took. NULL is a no-op. */
+void loop_free(struct loop *loop);
+
+/*
+ * Watches fd for events (LOOP_READ | LOOP_WRITE, may be 0 to park it).
+ * The fd must not already be watched. Returns 0 and *out, or an error.
+ */
+int loop_watch_add(struct loop *loop, int fd, unsigned int events,
+		   loop_io_cb cb, void *arg, struct loop_watch **out);
+
+/* Changes the events asked for; cheap when unchanged. Returns 0 or
+ * RT_ERR_SYS. */
+int loop_watch_set(struct loop_watch *w, unsigned int events);
+
+/* Events currently asked for. */
+unsigned int loop_watch_events(const struct loop_watch *w);
+
+/* Stops watching (does not close the fd). Safe inside any callback.
+ * NULL is a no-op. */
+void loop_watch_del(struct loop_watch *w);
+
+/*
+ * Calls cb once after delay_ms (>= 0) on the monotonic clock. Returns 0
+ * and *out (out may be NULL if the caller never cancels), or RT_ERR_NOMEM.
+ */
+int loop_timer_add(struct loop *loop, int64_t delay_ms, loop_cb cb,
+		   void *arg, struct loop_timer **out);
+
+/* Cancels a pending timer. Safe inside any callback. NULL is a no-op. */
+void loop_timer_cancel(struct loop_timer *t);
+
+/* Runs cb once after the current dispatch round (before the loop sleeps
+ * again). Returns 0 or RT_ERR_NOMEM. */
+int loop_defer(struct loop *loop, loop_cb cb, void *arg);
+
+/*
+ * Delivers signo to cb through the loop (signalfd). The signal is blocked
+ * for normal delivery while the loop exists. One callback per signal.
+ * Returns 0 or RT_ERR_SYS / RT_ERR_EXISTS.
+ */
+int loop_signal_add(struct loop *loop, int signo, loop_signal_cb cb,
+		    void *arg);
+
+/* Runs until loop_stop(). Returns 0, or RT_ERR_SYS if epoll fails. */
+int loop_run(struct loop *loop);
+
+/*
+ * Runs one round: waits at most max_wait_ms (-1 = until the next timer or
+ * event) and dispatches what is ready. Returns the number of callbacks run
+ * or RT_ERR_SYS. For tests and shutdown drains.
+ */
+int loop_run_once(struct loop *loop, int max_wait_ms);
+
+/* Makes loop_run() return after the current round. */
+void loop_stop(struct loop *loop);
+
+/* Monotonic milliseconds, cached at the start of the current round. */
+int64_t loop_now(const struct loop *loop);
+
+/* Number of watches and pending timers (for leak checks and status). */
+unsigned int loop_watch_count(const struct loop *loop);
+unsigned int loop_timer_count(const struct loop *loop);
+
+#endif

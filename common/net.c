@@ -1,0 +1,3 @@
+/* net.c - see net.h. (being written) */
+#include "config.h"
+#include "net.h"

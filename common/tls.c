@@ -1,0 +1,3 @@
+/* tls.c - see tls.h. (being written) */
+#include "config.h"
+#include "tls.h"

@@ -1,0 +1,1 @@
+# conf/: see the folder's files; added to by later issues.

@@ -1,0 +1,1 @@
+# docs/: see the folder's files; added to by later issues.

@@ -1,0 +1,1 @@
+# relay/: see the folder's files; added to by later issues.

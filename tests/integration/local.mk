@@ -1,0 +1,1 @@
+# tests/integration/: shell tests with the real daemons and real peers.

@@ -1,0 +1,26 @@
+# tests/: CUnit unit tests (one program per library), integration scripts,
+# fuzz corpus replay and the small peers the tests use.
+
+# The shared CUnit runner and helpers every unit-test program links.
+check_LIBRARIES = tests/unit/libunit.a
+tests_unit_libunit_a_SOURCES = \
+	tests/unit/runner.c tests/unit/runner.h \
+	tests/unit/testpki.c tests/unit/testpki.h
+tests_unit_libunit_a_CPPFLAGS = $(AM_CPPFLAGS) $(CUNIT_CFLAGS)
+
+check_PROGRAMS += tests/unit/common-unit
+TESTS += tests/unit/common-unit
+tests_unit_common_unit_SOURCES = \
+	tests/unit/common_main.c \
+	tests/unit/test_err.c \
+	tests/unit/test_log.c \
+	tests/unit/test_util.c \
+	tests/unit/test_buf.c \
+	tests/unit/test_loop.c \
+	tests/unit/test_net.c \
+	tests/unit/test_tls.c \
+	tests/unit/test_cfgutil.c
+tests_unit_common_unit_CPPFLAGS = $(AM_CPPFLAGS) $(CUNIT_CFLAGS)
+tests_unit_common_unit_LDADD = tests/unit/libunit.a $(COMMON_LIBS) $(CUNIT_LIBS)
+
+include tests/integration/local.mk

@@ -1,0 +1,4 @@
+/* testpki.c - see testpki.h. */
+#include "config.h"
+#include "testpki.h"
+int testpki_placeholder_;
