@@ -1,0 +1,75 @@
+/*
+ * audit.h - the relay's audit log: one JSON object per line per security
+ * event, in its own file, separate from the debug log.
+ *
+ * Every line has "ts" (UTC, ms) and "event" first, then the event's
+ * fields. Events and their fields (docs/relay.md has the full list):
+ *   auth_ok / auth_fail   operator, key_fp, src, method, reason
+ *   agent_up / agent_down agent, src, cert_fp, reason
+ *   forward_ok / forward_deny  agent, service, port, reason
+ *   channel_open / channel_deny  operator, agent, service, src, rule, id
+ *   channel_close         operator, agent, service, id, bytes_to_agent,
+ *                         bytes_from_agent, duration_ms
+ *   exec / exec_deny      operator, command, agent, rule
+ *   config                operator, agent, change
+ * Strings are JSON-escaped (control and non-ASCII bytes as \uXXXX), so a
+ * peer-supplied value cannot break a line. Each line is written with one
+ * write(2) on an O_APPEND fd, so lines never interleave. A record that
+ * would exceed AUDIT_LINE_MAX is cut at a field boundary and marked
+ * "truncated":true.
+ */
+#ifndef RT_AUDIT_H
+#define RT_AUDIT_H
+
+#include <stddef.h>
+
+#define AUDIT_LINE_MAX 4096
+
+struct audit;
+
+struct audit_rec {
+	char buf[AUDIT_LINE_MAX];
+	size_t len;
+	int truncated;
+};
+
+/*
+ * Opens path for appending (created 0640); "-" means stderr. Returns 0 or
+ * RT_ERR_SYS with err naming the file.
+ */
+int audit_open(const char *path, struct audit **out, char *err,
+	       size_t errlen);
+
+/* Reopens the same path (after log rotation, on HUP). On failure keeps
+ * the old fd and returns RT_ERR_SYS. */
+int audit_reopen(struct audit *a);
+
+/* Path given to audit_open(). */
+const char *audit_path(const struct audit *a);
+
+/* Closes; NULL is a no-op. */
+void audit_close(struct audit *a);
+
+/* Starts a record for event with the current time. */
+void audit_rec_begin(struct audit_rec *r, const char *event);
+
+/* Adds a string field (NULL is written as null). */
+void audit_rec_str(struct audit_rec *r, const char *key, const char *val);
+
+/* Adds an integer field. */
+void audit_rec_int(struct audit_rec *r, const char *key, long long val);
+
+/* Adds a boolean field. */
+void audit_rec_bool(struct audit_rec *r, const char *key, int val);
+
+/* Finishes the record (closing brace and newline) and returns the line
+ * (NUL-terminated, ending in '\n'). */
+const char *audit_rec_end(struct audit_rec *r);
+
+/*
+ * Finishes r and writes it. a may be NULL (audit off: nothing written).
+ * Returns 0 or RT_ERR_SYS (logged, rate limited, once per burst).
+ */
+int audit_write(struct audit *a, struct audit_rec *r);
+
+#endif
