@@ -1,1 +1,2 @@
-# agent/: see the folder's files; added to by later issues.
+# agent/: libagent.a (everything but main) and revtun-agent.
+# (being written by the agent issue)

@@ -1,0 +1,3 @@
+/* audit.c - see audit.h. (being written) */
+#include "config.h"
+#include "audit.h"
