@@ -1,0 +1,128 @@
+/*
+ * agent_config.h - revtun-agent's configuration: schema, loading,
+ * validation and the diff that decides what a reload restarts.
+ *
+ * agent_config_load() parses the file with libconfuse, validates every
+ * value (collecting every problem with file:line), checks that private key
+ * files are not readable by group or others, and returns a new immutable
+ * struct agent_config. The running agent changes nothing until the caller
+ * swaps it in; a failed reload keeps the old one.
+ *
+ * agent_config_diff() tells a reload which parts changed: the uplink
+ * (relays, TLS, SSH, proxy: reconnect needed), individual services
+ * (only channels of changed or removed services are closed), the consent
+ * gate, limits and logging (applied in place).
+ *
+ * conf/agent.conf is the annotated example; docs/revtun-agent.conf.5
+ * lists every option with its default.
+ */
+#ifndef RT_AGENT_CONFIG_H
+#define RT_AGENT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfgutil.h"
+
+#define AGENT_DEFAULT_CONFIG SYSCONFDIR "/revtun/agent.conf"
+#define AGENT_MAX_RELAYS 8
+#define AGENT_MAX_SERVICES 32
+
+struct agent_service {
+	char *name;		/* [A-Za-z0-9._-]{1,64}; unique */
+	int port;		/* nominal port announced to the relay; unique */
+	char *target_host;	/* where the agent dials, e.g. "127.0.0.1" */
+	char *target_port;	/* as a string for getaddrinfo, e.g. "22" */
+	int builtin;		/* 1 for "control" / "shell": not dialed */
+};
+
+enum agent_consent_mode {
+	CONSENT_OFF = 0,	/* no gate */
+	CONSENT_SESSIONS,	/* stay connected, refuse new sessions when closed */
+	CONSENT_CONNECT,	/* do not connect at all when closed */
+};
+
+struct agent_config {
+	char *path;
+
+	/* uplink: ordered relay endpoints "HOST:PORT" / "[V6]:PORT" */
+	size_t nrelays;
+	char *relay_host[AGENT_MAX_RELAYS];
+	char *relay_port[AGENT_MAX_RELAYS];
+	char *tls_ca;			/* CA file or directory (required) */
+	char *tls_cert;			/* agent certificate (required) */
+	char *tls_key;			/* agent key (required, mode <= 0600) */
+	int tls_min_version;		/* TLS1_2_VERSION or TLS1_3_VERSION (default 1.3) */
+	char *tls_server_name;		/* name to verify; "" = the relay host */
+	char *ssh_host_key_fp;		/* "SHA256:base64" pin of the relay's SSH key; "" = none */
+	int64_t keepalive_interval_ms;	/* SSH keepalive (15 s) */
+	unsigned int keepalive_count;	/* dead after count unanswered (3) */
+	int64_t connect_timeout_ms;	/* TCP + TLS + SSH handshake (20 s) */
+	int64_t tcp_user_timeout_ms;	/* TCP_USER_TIMEOUT (45 s) */
+	int64_t backoff_initial_ms;	/* 1 s */
+	int64_t backoff_max_ms;		/* 60 s */
+	unsigned int backoff_jitter_pct; /* 20 */
+	char *proxy_host;		/* HTTP CONNECT proxy, "" = none */
+	char *proxy_port;
+	char *proxy_auth_file;		/* file with "user:password", "" = none */
+
+	/* services */
+	size_t nservices;
+	struct agent_service services[AGENT_MAX_SERVICES];
+
+	/* limits */
+	unsigned int max_channels;	/* concurrent channels (64) */
+	uint64_t channel_buffer;	/* bytes per direction per channel (256 KiB) */
+	int64_t target_connect_timeout_ms; /* dialing a service target (10 s) */
+	int64_t shutdown_timeout_ms;	/* TERM deadline (10 s) */
+
+	/* consent gate */
+	enum agent_consent_mode consent_mode;
+	char *consent_file;		/* gate open while this file exists */
+	char *consent_command;		/* or while this command exits 0 */
+	int64_t consent_interval_ms;	/* how often it is checked (5 s) */
+
+	/* logging */
+	int log_syslog;
+	int log_level;			/* enum log_level */
+};
+
+/* What a reload must restart (bit set = changed). */
+#define AGENT_DIFF_UPLINK   0x1u	/* relays, tls, ssh, proxy, timeouts */
+#define AGENT_DIFF_SERVICES 0x2u	/* some service added/removed/changed */
+#define AGENT_DIFF_CONSENT  0x4u
+#define AGENT_DIFF_LIMITS   0x8u
+#define AGENT_DIFF_LOG      0x10u
+
+/*
+ * Loads path into a new config. Returns 0 and *out, or RT_ERR_CONFIG /
+ * RT_ERR_SYS / RT_ERR_PERM / RT_ERR_NOMEM with every problem in errs (each
+ * "FILE:LINE: message"); *out untouched.
+ */
+int agent_config_load(const char *path, struct agent_config **out,
+		      struct cfgu_errors *errs);
+
+/* Same from a string (tests); name labels messages. Files it names are
+ * still checked on disk. */
+int agent_config_load_buf(const char *text, const char *name,
+			  struct agent_config **out, struct cfgu_errors *errs);
+
+/* Frees everything. NULL is a no-op. */
+void agent_config_free(struct agent_config *cfg);
+
+/* The service with that name / nominal port, or NULL. */
+const struct agent_service *agent_config_service_by_name(
+	const struct agent_config *cfg, const char *name);
+const struct agent_service *agent_config_service_by_port(
+	const struct agent_config *cfg, int port);
+
+/* AGENT_DIFF_* bits for what differs between old and new. */
+unsigned int agent_config_diff(const struct agent_config *old_cfg,
+			       const struct agent_config *new_cfg);
+
+/* 1 if service s exists in both configs with the same port and target. */
+int agent_config_service_same(const struct agent_config *old_cfg,
+			      const struct agent_config *new_cfg,
+			      const char *name);
+
+#endif

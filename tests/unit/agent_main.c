@@ -1,0 +1,16 @@
+/* agent_main.c - unit tests of the agent's modules (libagent.a). */
+#include "config.h"
+
+#include "runner.h"
+
+int suite_agent_config(void);
+
+int
+main(int argc, char **argv)
+{
+	static const unit_suite_fn suites[] = {
+		suite_agent_config, NULL,
+	};
+
+	return unit_run(argc, argv, suites);
+}
