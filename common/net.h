@@ -24,52 +24,74 @@ struct net_connect;
 
 /*
  * Called once when a connect attempt ends: fd >= 0 connected (the callee
- * owns it) and err == 0; or fd == -1 and err one of RT_ERR_RESOLVE,
- * RT_ERR_REFUSED, RT_ERR_TIMEOUT, RT_ERR_SYS, with a message saying what
- * failed for which address. The net_connect handle is freed after cb
- * returns; do not cancel it from cb.
+ * owns it), err == 0 and msg NULL; or fd == -1 and err one of
+ * RT_ERR_RESOLVE, RT_ERR_REFUSED, RT_ERR_TIMEOUT, RT_ERR_SYS, with msg
+ * saying what failed for the last address tried, e.g.
+ * "connect 127.0.0.1:9: Connection refused", "connect [::1]:22: timed out
+ * after 300 ms", "resolve relay.example: Name or service not known" (msg
+ * is valid only during the call; errno is meaningless). The net_connect
+ * handle is freed after cb returns; do not cancel it from cb, and forget
+ * the pointer.
  */
 typedef void (*net_connect_cb)(int fd, int err, const char *msg, void *arg);
 
 /*
- * Resolves host:port (family AF_UNSPEC, AF_INET or AF_INET6) and tries
- * each address in order, each with timeout_ms, until one connects. The
+ * Resolves host:port (family AF_UNSPEC, AF_INET or AF_INET6; no
+ * AI_ADDRCONFIG, so ::1 is tried even without a global IPv6 address) and
+ * tries each address in getaddrinfo order, each with timeout_ms (<= 0: no
+ * timer, the kernel's SYN retries decide), until one connects. The
  * result is delivered through cb from the loop, never from inside this
- * call. Returns 0 and *out (may be NULL), or RT_ERR_NOMEM.
+ * call (also when resolution fails). Returns 0 and *out (out may be NULL
+ * when the caller never cancels), or RT_ERR_NOMEM (cb is never called).
+ * The handle must be cancelled before the loop is freed.
  */
 int net_connect_start(struct loop *loop, const char *host, const char *port,
 		      int family, int64_t timeout_ms, net_connect_cb cb,
 		      void *arg, struct net_connect **out);
 
-/* Abandons a pending connect: closes its fd, cb is not called. NULL is a
- * no-op. */
+/* Abandons a pending connect: closes its fd, drops its watch and timer,
+ * frees it; cb is not called. NULL is a no-op. */
 void net_connect_cancel(struct net_connect *c);
 
 /*
  * Binds and listens on addr:port for every address getaddrinfo returns
- * (addr NULL or "*" = all IPv4 and IPv6 addresses; IPv6 sockets are
- * V6ONLY). Stores up to max fds in fds and their count in *n. Returns 0,
- * or RT_ERR_RESOLVE / RT_ERR_SYS (nothing left open) with msg filled.
+ * (addr NULL, "" or "*" = all IPv4 and IPv6 addresses; "[::1]" is taken as
+ * "::1"; IPv6 sockets are V6ONLY; SO_REUSEADDR on all). Stores up to max
+ * fds in fds and their count in *n (extra addresses are ignored). With
+ * port "0" all sockets share the one port the kernel picked for the first.
+ * An address family the kernel lacks (EAFNOSUPPORT) is skipped with a
+ * warning as long as another one listens. Returns 0, or RT_ERR_RESOLVE /
+ * RT_ERR_SYS / RT_ERR_NOMEM (nothing left open) with msg (may be NULL)
+ * naming the address, e.g. "bind 0.0.0.0:22: Address already in use".
  */
 int net_listen(const char *addr, const char *port, int backlog, int *fds,
 	       size_t max, size_t *n, char *msg, size_t msglen);
 
 /*
- * Accepts one connection from listening fd lfd. Returns the new fd, or
- * RT_ERR_AGAIN when none is pending, or RT_ERR_SYS. peer may be NULL.
+ * Accepts one connection from listening fd lfd (accept4, non-blocking,
+ * close-on-exec). Connections that died while queued (ECONNABORTED and the
+ * other per-connection errors of accept(2)) and EINTR are skipped. Returns
+ * the new fd, RT_ERR_AGAIN when none is pending, or RT_ERR_SYS with errno
+ * set (EMFILE/ENFILE: the connection stays queued, so a level-triggered
+ * caller must stop watching lfd for a while). peer may be NULL; if not,
+ * peerlen must be too and receives the address length.
  */
 int net_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerlen);
 
-/* Formats sa as "1.2.3.4:80" or "[::1]:80" into buf (NET_ADDRSTRLEN). */
+/* Formats sa as "1.2.3.4:80" or "[::1]:80" into buf (NET_ADDRSTRLEN
+ * bytes suffice); AF_UNIX gives "unix", others "(family N)", NULL "?". */
 void net_addr_str(const struct sockaddr *sa, char *buf, size_t len);
 
 /* Formats only the address, without port ("1.2.3.4", "::1"). */
 void net_host_str(const struct sockaddr *sa, char *buf, size_t len);
 
-/* Local / remote address of a connected fd as a string. */
+/* The remote address of a connected fd as net_addr_str() writes it, or
+ * "(unknown peer: reason)". Keeps errno. */
 void net_peer_str(int fd, char *buf, size_t len);
 
-/* TCP keepalive after idle_s, then every intvl_s, cnt probes. */
+/* TCP keepalive after idle_s, then every intvl_s, cnt probes (all > 0).
+ * Return 0, RT_ERR_INVAL or RT_ERR_SYS (errno set) for this and the next
+ * two. */
 int net_set_keepalive(int fd, int idle_s, int intvl_s, int cnt);
 
 /* TCP_USER_TIMEOUT: unacknowledged data older than ms kills the link. */
