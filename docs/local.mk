@@ -1,1 +1,2 @@
-# docs/: see the folder's files; added to by later issues.
+# docs/: architecture and operations notes, man pages.
+dist_doc_DATA += docs/architecture.md
