@@ -16,7 +16,16 @@
  *  - memory of removed watches and fired/cancelled timers is reclaimed by
  *    the loop after the round, never while a callback may still hold it;
  *  - a timer handle is valid until its callback starts or it is cancelled;
- *    owners clear their pointer in the callback.
+ *    owners clear their pointer in the callback;
+ *  - a timer added during a round (even with delay 0) and a call deferred
+ *    by a deferred call run in the next round, never in the current one;
+ *  - callbacks must not call loop_free() or loop_run*() on their own loop.
+ *
+ * Delete a watch before closing its fd: epoll keys on the open file, so
+ * a closed but dup'ed fd (e.g. in a child) would keep reporting events.
+ *
+ * Signals taken by loop_signal_add() stay blocked in children forked while
+ * the loop exists: a child that execs must unblock them first.
  *
  * loop_new() ignores SIGPIPE for the whole process: writes to a closed peer
  * fail with EPIPE instead of killing the daemon.
@@ -49,13 +58,18 @@ void loop_free(struct loop *loop);
 
 /*
  * Watches fd for events (LOOP_READ | LOOP_WRITE, may be 0 to park it).
- * The fd must not already be watched. Returns 0 and *out, or an error.
+ * The callback gets the ready events among those asked, plus LOOP_ERROR,
+ * which is reported even for a parked watch: level-triggered, so a watch
+ * in error is called every round until its owner closes or deletes it.
+ * The fd must not already be watched. Returns 0 and *out, RT_ERR_EXISTS,
+ * RT_ERR_INVAL (fd < 0, cb NULL), RT_ERR_NOMEM or RT_ERR_SYS.
  */
 int loop_watch_add(struct loop *loop, int fd, unsigned int events,
 		   loop_io_cb cb, void *arg, struct loop_watch **out);
 
-/* Changes the events asked for; cheap when unchanged. Returns 0 or
- * RT_ERR_SYS. */
+/* Changes the events asked for; cheap (no syscall) when unchanged. Ready
+ * events no longer asked for are not delivered, even later in the same
+ * round. Returns 0 or RT_ERR_SYS. */
 int loop_watch_set(struct loop_watch *w, unsigned int events);
 
 /* Events currently asked for. */
@@ -68,11 +82,14 @@ void loop_watch_del(struct loop_watch *w);
 /*
  * Calls cb once after delay_ms (>= 0) on the monotonic clock. Returns 0
  * and *out (out may be NULL if the caller never cancels), or RT_ERR_NOMEM.
+ * The delay counts from loop_now(). Timers due together fire in deadline
+ * order, then in the order they were added.
  */
 int loop_timer_add(struct loop *loop, int64_t delay_ms, loop_cb cb,
 		   void *arg, struct loop_timer **out);
 
-/* Cancels a pending timer. Safe inside any callback. NULL is a no-op. */
+/* Cancels a pending timer. Safe inside any callback, including the
+ * timer's own (then a no-op). NULL is a no-op. */
 void loop_timer_cancel(struct loop_timer *t);
 
 /* Runs cb once after the current dispatch round (before the loop sleeps
@@ -81,26 +98,31 @@ int loop_defer(struct loop *loop, loop_cb cb, void *arg);
 
 /*
  * Delivers signo to cb through the loop (signalfd). The signal is blocked
- * for normal delivery while the loop exists. One callback per signal.
- * Returns 0 or RT_ERR_SYS / RT_ERR_EXISTS.
+ * for normal delivery while the loop exists; loop_free() discards any
+ * still queued and unblocks those that were not blocked before. One
+ * callback per signal. Returns 0 or RT_ERR_SYS / RT_ERR_EXISTS /
+ * RT_ERR_INVAL (bad signo, SIGKILL, SIGSTOP).
  */
 int loop_signal_add(struct loop *loop, int signo, loop_signal_cb cb,
 		    void *arg);
 
-/* Runs until loop_stop(). Returns 0, or RT_ERR_SYS if epoll fails. */
+/* Runs until loop_stop() (at once if it was called before). Returns 0,
+ * or RT_ERR_SYS if epoll fails. */
 int loop_run(struct loop *loop);
 
 /*
  * Runs one round: waits at most max_wait_ms (-1 = until the next timer or
  * event) and dispatches what is ready. Returns the number of callbacks run
- * or RT_ERR_SYS. For tests and shutdown drains.
+ * or RT_ERR_SYS (RT_ERR_INVAL if called from a callback). EINTR is an
+ * empty wait, not an error. For tests and shutdown drains.
  */
 int loop_run_once(struct loop *loop, int max_wait_ms);
 
 /* Makes loop_run() return after the current round. */
 void loop_stop(struct loop *loop);
 
-/* Monotonic milliseconds, cached at the start of the current round. */
+/* Monotonic milliseconds, cached at the start of the current round's
+ * dispatch; outside a round, the current time. */
 int64_t loop_now(const struct loop *loop);
 
 /* Number of watches and pending timers (for leak checks and status). */
