@@ -13,3 +13,27 @@ tests_unit_agent_unit_SOURCES = \
 	tests/unit/test_agent_config.c
 tests_unit_agent_unit_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH2_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/agent
 tests_unit_agent_unit_LDADD = tests/unit/libunit.a $(AGENT_LIBS) $(CUNIT_LIBS)
+
+# MQTT 3.1.1 codec (pure) and its tests; fuzz target in tests/fuzz/.
+agent_libagent_a_SOURCES += agent/mqtt_codec.c agent/mqtt_codec.h
+check_PROGRAMS += tests/unit/mqtt-unit
+TESTS += tests/unit/mqtt-unit
+tests_unit_mqtt_unit_SOURCES = \
+	tests/unit/mqtt_main.c \
+	tests/unit/test_mqtt_codec.c
+tests_unit_mqtt_unit_CPPFLAGS = $(AM_CPPFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/agent
+tests_unit_mqtt_unit_LDADD = tests/unit/libunit.a $(AGENT_LIBS) $(CUNIT_LIBS)
+
+FUZZ_TARGETS += mqtt_codec
+check_PROGRAMS += tests/fuzz/mqtt_codec-replay
+TESTS += tests/fuzz/mqtt_codec-replay
+tests_fuzz_mqtt_codec_replay_SOURCES = tests/fuzz/fuzz_mqtt_codec.c tests/fuzz/replay.c
+tests_fuzz_mqtt_codec_replay_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -DFUZZ_NAME='"mqtt_codec"'
+tests_fuzz_mqtt_codec_replay_LDADD = $(AGENT_LIBS)
+if FUZZING
+noinst_PROGRAMS += tests/fuzz/mqtt_codec-fuzz
+tests_fuzz_mqtt_codec_fuzz_SOURCES = tests/fuzz/fuzz_mqtt_codec.c
+tests_fuzz_mqtt_codec_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
+tests_fuzz_mqtt_codec_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_mqtt_codec_fuzz_LDADD = $(AGENT_LIBS)
+endif

@@ -24,3 +24,8 @@ tests_unit_common_unit_CPPFLAGS = $(AM_CPPFLAGS) $(CUNIT_CFLAGS)
 tests_unit_common_unit_LDADD = tests/unit/libunit.a $(COMMON_LIBS) $(CUNIT_LIBS)
 
 include tests/integration/local.mk
+
+# Fuzz corpora (tests/fuzz/corpus/NAME/) replay in make check through each
+# target's NAME-replay program; with --enable-fuzzing, NAME-fuzz is the
+# libFuzzer binary: tests/fuzz/NAME-fuzz $(top_srcdir)/tests/fuzz/corpus/NAME
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/README.md
