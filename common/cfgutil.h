@@ -6,9 +6,16 @@
  * struct cfgu_errors (bounded list), so a loader can print them all (-t)
  * or log them (reload) and change nothing.
  *
- * Value syntax shared by both daemons:
+ * Error list: messages beyond CFGU_MAX_ERRORS are counted in dropped; each
+ * is cut to CFGU_ERRLEN - 1 bytes. libconfuse stops at the first syntax or
+ * validation error, so a parse adds one such message; loaders add their
+ * own semantic ones after.
+ *
+ * Value syntax shared by both daemons (no sign, no spaces, decimal digits
+ * then an optional unit, case-sensitive for durations):
  *   durations  "250ms", "30s", "5m", "2h", "1d"; a bare number is seconds
- *   sizes      "512", "64k", "1M", "1G" (powers of 1024); bare = bytes
+ *   sizes      "512", "64k", "1M", "1G" (powers of 1024; k/K, m/M, g/G);
+ *              bare = bytes
  *   ports      1..65535
  *   paths      non-empty, absolute, no NUL
  *
@@ -32,7 +39,7 @@ struct cfgu_errors {
 	char msg[CFGU_MAX_ERRORS][CFGU_ERRLEN];
 };
 
-/* Empties the list. */
+/* Empties the list (also the initialiser: no other set-up needed). */
 void cfgu_errors_init(struct cfgu_errors *e);
 
 /* Adds one message formatted like printf (used by loaders for their own
@@ -47,40 +54,52 @@ void cfgu_errors_add_at(struct cfgu_errors *e, cfg_t *cfg, const char *fmt,
 
 /*
  * Parses path into cfg (made by cfg_init), collecting every message in e.
- * Refuses files that are not regular files or are larger than max_bytes
- * (1 MiB when 0) before libconfuse sees them. Returns 0, RT_ERR_CONFIG
- * (syntax or validation error), or RT_ERR_SYS/RT_ERR_TOOBIG (file), each
- * with a message in e naming the file.
+ * The file is opened (symlinks followed: configs may legitimately be
+ * links), checked with fstat and read into memory by us, so it is refused
+ * before libconfuse sees it if it is not a regular file (RT_ERR_INVAL:
+ * /dev/zero, a directory, a FIFO) or is larger than max_bytes (1 MiB when
+ * 0; RT_ERR_TOOBIG). Installs cfgu's error function on cfg (messages
+ * "FILE:LINE: message"); later cfg_error() calls outside a parse go to the
+ * log. Returns 0, RT_ERR_CONFIG (syntax or validation error),
+ * RT_ERR_SYS (open/read: "PATH: cannot open: No such file or directory"),
+ * RT_ERR_INVAL, RT_ERR_TOOBIG or RT_ERR_NOMEM, each with a message in e
+ * naming the file. Not reentrant (libconfuse's lexer is not either).
  */
 int cfgu_parse(cfg_t *cfg, const char *path, size_t max_bytes,
 	       struct cfgu_errors *e);
 
-/* Like cfgu_parse() but from a string; name labels the messages. */
+/* Like cfgu_parse() but from a NUL-terminated string (no size limit);
+ * name labels the messages (NULL: "[buf]"). */
 int cfgu_parse_buf(cfg_t *cfg, const char *text, const char *name,
 		   struct cfgu_errors *e);
 
-/* Parse a duration / size string (syntax above). Return 0 or
- * RT_ERR_INVAL. Durations above 30 days and sizes above 1 TiB are
- * refused. */
+/* Parse a duration / size string (syntax above) into *ms / *bytes. Return
+ * 0, or RT_ERR_INVAL leaving the output untouched. Durations above 30 days
+ * and sizes above 1 TiB are refused, as are overflowing digit strings. */
 int cfgu_parse_duration(const char *s, int64_t *ms);
 int cfgu_parse_size(const char *s, uint64_t *bytes);
 
 /* libconfuse validators (cfg_set_validate_func): report through
- * cfg_error() naming the option, and return 0 or -1. Durations and sizes
- * are CFGT_STR options; ports are CFGT_INT. For lists every element is
- * checked. */
+ * cfg_error() naming the option and the value ("option 'port': port 0 is
+ * out of range 1..65535"), and return 0 or -1. Durations, sizes and paths
+ * are CFGT_STR options; ports and positives are CFGT_INT. For lists every
+ * element is checked. libconfuse runs them only on values set in the
+ * file, never on schema defaults. */
 int cfgu_validate_port(cfg_t *cfg, cfg_opt_t *opt);
 int cfgu_validate_duration(cfg_t *cfg, cfg_opt_t *opt);
 int cfgu_validate_size(cfg_t *cfg, cfg_opt_t *opt);
 int cfgu_validate_path(cfg_t *cfg, cfg_opt_t *opt);
 int cfgu_validate_positive(cfg_t *cfg, cfg_opt_t *opt);
 
-/* Reads a duration / size option already validated; returns its value. */
+/* Reads a duration / size option already validated; returns its value, or
+ * 0 when unset or invalid (a bad schema default: logged as an error). */
 int64_t cfgu_get_duration(cfg_t *cfg, const char *name);
 uint64_t cfgu_get_size(cfg_t *cfg, const char *name);
 
-/* See the header comment. Returns 0, RT_ERR_PERM or RT_ERR_SYS with err
- * naming the file and its mode ("key /etc/x.key: mode 0644 is readable by
+/* See the header comment. The target of a symlink is checked, and the
+ * link itself must belong to root or the caller. Returns 0, RT_ERR_PERM or
+ * RT_ERR_SYS (lstat/stat failed; errno set) with err naming the file and,
+ * for a mode problem, the mode ("key /etc/x.key: mode 0644 is readable by
  * group or others; chmod 600 it"). */
 int cfgu_check_key_perms(const char *path, char *err, size_t errlen);
 
