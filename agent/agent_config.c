@@ -1,3 +1,1078 @@
-/* agent_config.c - see agent_config.h. (being written) */
+/*
+ * agent_config.c - revtun-agent's configuration: the libconfuse schema,
+ * per-value validation, cross-field checks, the on-disk checks of the files
+ * it names, and the reload diff (agent_config.h).
+ *
+ * Validation runs in two passes, both collecting every problem in a
+ * struct cfgu_errors and never stopping at the first:
+ *
+ *  1. while parsing: libconfuse validators check each scalar value where
+ *     it is read (so the line is the option's own). They report through
+ *     cfg_error() and return 0, so libconfuse keeps parsing and finds the
+ *     next problem too; only syntax errors stop the parser.
+ *  2. after parsing: lists, required options, cross-field rules
+ *     (initial <= max, consent needs file or command, unique ports) and
+ *     file permissions. These are reported at the line libconfuse keeps
+ *     for the enclosing section (where it was closed), and name the
+ *     section and option. The relays list is top-level and has no line.
+ *
+ * The result is a fresh, immutable struct agent_config; nothing here
+ * touches a running agent. Optional strings are "" when unset, never NULL.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/ssl.h>
+
 #include "agent_config.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+#define FP_PREFIX "SHA256:"
+#define FP_B64LEN 43			/* base64 of 32 bytes, unpadded */
+#define CHANBUF_MIN (16 * 1024)
+#define CHANBUF_MAX (16 * 1024 * 1024)
+#define MAX_CHANNELS_MAX 4096
+#define KEEPALIVE_COUNT_MAX 100
+#define JITTER_MAX 50
+
+/* One load: where problems go and what kind they were. */
+struct load_ctx {
+	const char *name;		/* file name or label, for messages */
+	struct cfgu_errors *errs;
+	unsigned int nperm;		/* of which unsafe key permissions */
+};
+
+/*
+ * Error reporting
+ */
+
+static unsigned int
+err_count(const struct cfgu_errors *e)
+{
+	return e->n + e->dropped;
+}
+
+/* "FILE:LINE: section[ title]: message", or "FILE: message" when the
+ * section has no line (it was not in the file). */
+static void __attribute__((format(printf, 3, 4)))
+sec_err(struct load_ctx *lc, cfg_t *sec, const char *fmt, ...)
+{
+	char msg[CFGU_ERRLEN], where[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	where[0] = '\0';
+	if (sec != NULL && sec->name != NULL && strcmp(sec->name, "root") != 0)
+		snprintf(where, sizeof(where), "%s%s%s: ", sec->name,
+		    sec->title != NULL ? " " : "",
+		    sec->title != NULL ? sec->title : "");
+	if (sec != NULL && sec->line > 0)
+		cfgu_errors_add(lc->errs, "%s:%d: %s%s", lc->name, sec->line,
+		    where, msg);
+	else
+		cfgu_errors_add(lc->errs, "%s: %s%s", lc->name, where, msg);
+}
+
+/* Reports from a validator: cfg_error() goes to cfgutil's error function,
+ * which prefixes FILE:LINE. The message starts with "section[ title]: opt". */
+static void __attribute__((format(printf, 3, 4)))
+opt_err(cfg_t *cfg, cfg_opt_t *opt, const char *fmt, ...)
+{
+	char msg[CFGU_ERRLEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (cfg->name != NULL && strcmp(cfg->name, "root") != 0)
+		cfg_error(cfg, "%s%s%s: %s: %s", cfg->name,
+		    cfg->title != NULL ? " " : "",
+		    cfg->title != NULL ? cfg->title : "", opt->name, msg);
+	else
+		cfg_error(cfg, "%s: %s", opt->name, msg);
+}
+
+/*
+ * Value syntax
+ */
+
+static int
+parse_port(const char *s, int *port)
+{
+	long v = 0;
+	size_t i;
+
+	if (s == NULL || *s == '\0' || strlen(s) > 5)
+		return RT_ERR_INVAL;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return RT_ERR_INVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		return RT_ERR_INVAL;
+	*port = (int)v;
+	return 0;
+}
+
+static int
+valid_hostname(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 253 || s[0] == '-' || s[0] == '.')
+		return 0;
+	for (i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+		    ch == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+valid_v6(const char *s, size_t len)
+{
+	size_t i, colons = 0;
+
+	if (len < 2 || len > 45)
+		return 0;
+	for (i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (ch == ':')
+			colons++;
+		else if (!((ch >= '0' && ch <= '9') ||
+		    (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
+		    ch == '.'))
+			return 0;
+	}
+	return colons >= 2;
+}
+
+/*
+ * Splits "HOST:PORT" or "[V6]:PORT" into new strings (host without the
+ * brackets, port as canonical decimal). host/port may be NULL to only
+ * check. Returns 0, RT_ERR_INVAL or RT_ERR_NOMEM.
+ */
+static int
+split_hostport(const char *s, char **hostp, char **portp)
+{
+	const char *h, *colon;
+	size_t hlen;
+	char pbuf[8];
+	int port;
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (end == NULL || end[1] != ':')
+			return RT_ERR_INVAL;
+		h = s + 1;
+		hlen = (size_t)(end - h);
+		colon = end + 1;
+		if (!valid_v6(h, hlen))
+			return RT_ERR_INVAL;
+	} else {
+		colon = strchr(s, ':');
+		if (colon == NULL || strchr(colon + 1, ':') != NULL)
+			return RT_ERR_INVAL;	/* bare IPv6 needs brackets */
+		h = s;
+		hlen = (size_t)(colon - s);
+		if (!valid_hostname(h, hlen))
+			return RT_ERR_INVAL;
+	}
+	if (parse_port(colon + 1, &port) != 0)
+		return RT_ERR_INVAL;
+	if (hostp == NULL)
+		return 0;
+	snprintf(pbuf, sizeof(pbuf), "%d", port);
+	if ((*hostp = strndup(h, hlen)) == NULL)
+		return RT_ERR_NOMEM;
+	if ((*portp = strdup(pbuf)) == NULL) {
+		free(*hostp);
+		*hostp = NULL;
+		return RT_ERR_NOMEM;
+	}
+	return 0;
+}
+
+static int
+valid_fingerprint(const char *s)
+{
+	size_t i, plen = strlen(FP_PREFIX);
+
+	if (strncmp(s, FP_PREFIX, plen) != 0 || strlen(s) != plen + FP_B64LEN)
+		return 0;
+	for (i = plen; s[i] != '\0'; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '+' || ch == '/'))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+parse_consent_mode(const char *s, enum agent_consent_mode *m)
+{
+	if (strcmp(s, "off") == 0)
+		*m = CONSENT_OFF;
+	else if (strcmp(s, "sessions") == 0)
+		*m = CONSENT_SESSIONS;
+	else if (strcmp(s, "connect") == 0)
+		*m = CONSENT_CONNECT;
+	else
+		return RT_ERR_INVAL;
+	return 0;
+}
+
+/*
+ * libconfuse validators (pass 1). Each reports and returns 0 so that the
+ * parser goes on and finds the next problem; pass 2 skips bad values.
+ */
+
+static const char *
+opt_str(cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	return s != NULL ? s : "";
+}
+
+static int
+check_duration(cfg_t *cfg, cfg_opt_t *opt, int allow_zero)
+{
+	int64_t ms;
+
+	if (cfgu_parse_duration(opt_str(opt), &ms) != 0)
+		opt_err(cfg, opt, "\"%s\" is not a duration "
+		    "(e.g. \"500ms\", \"30s\", \"5m\", \"1h\")", opt_str(opt));
+	else if (ms == 0 && !allow_zero)
+		opt_err(cfg, opt, "must be longer than 0");
+	return 0;
+}
+
+static int
+v_duration(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_duration(cfg, opt, 0);
+}
+
+static int
+v_duration0(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_duration(cfg, opt, 1);
+}
+
+static int
+check_int(cfg_t *cfg, cfg_opt_t *opt, long lo, long hi)
+{
+	long v;
+
+	if (cfg_opt_size(opt) == 0)
+		return 0;
+	v = cfg_opt_getnint(opt, 0);
+	if (v < lo || v > hi)
+		opt_err(cfg, opt, "%ld is not in %ld..%ld", v, lo, hi);
+	return 0;
+}
+
+static int
+v_port(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_int(cfg, opt, 1, 65535);
+}
+
+static int
+v_jitter(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_int(cfg, opt, 0, JITTER_MAX);
+}
+
+static int
+v_keepalive_count(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_int(cfg, opt, 1, KEEPALIVE_COUNT_MAX);
+}
+
+static int
+v_max_channels(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_int(cfg, opt, 1, MAX_CHANNELS_MAX);
+}
+
+static int
+v_channel_buffer(cfg_t *cfg, cfg_opt_t *opt)
+{
+	uint64_t b;
+
+	if (cfgu_parse_size(opt_str(opt), &b) != 0)
+		opt_err(cfg, opt, "\"%s\" is not a size (e.g. \"64k\", "
+		    "\"1M\")", opt_str(opt));
+	else if (b < CHANBUF_MIN || b > CHANBUF_MAX)
+		opt_err(cfg, opt, "\"%s\" is not in 16k..16M", opt_str(opt));
+	return 0;
+}
+
+static int
+v_log_level(cfg_t *cfg, cfg_opt_t *opt)
+{
+	enum log_level l;
+
+	if (log_level_parse(opt_str(opt), &l) != 0)
+		opt_err(cfg, opt, "\"%s\" is not one of error, warning, info, "
+		    "debug", opt_str(opt));
+	return 0;
+}
+
+static int
+v_tls_version(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = opt_str(opt);
+
+	if (strcmp(s, "1.2") != 0 && strcmp(s, "1.3") != 0)
+		opt_err(cfg, opt, "\"%s\" is not \"1.2\" or \"1.3\"", s);
+	return 0;
+}
+
+static int
+v_fingerprint(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = opt_str(opt);
+
+	if (*s != '\0' && !valid_fingerprint(s))
+		opt_err(cfg, opt, "\"%s\" is not \"SHA256:\" followed by 43 "
+		    "base64 characters (as ssh-keygen -l prints)", s);
+	return 0;
+}
+
+static int
+v_consent_mode(cfg_t *cfg, cfg_opt_t *opt)
+{
+	enum agent_consent_mode m;
+
+	if (parse_consent_mode(opt_str(opt), &m) != 0)
+		opt_err(cfg, opt, "\"%s\" is not one of off, sessions, "
+		    "connect", opt_str(opt));
+	return 0;
+}
+
+/* Absolute path; "" passes when the option is optional. */
+static int
+check_path(cfg_t *cfg, cfg_opt_t *opt, int optional)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s == NULL)
+		return 0;	/* unset required option: pass 2 says so */
+	if (*s == '\0' && optional)
+		return 0;
+	if (*s != '/')
+		opt_err(cfg, opt, "\"%s\" is not an absolute path", s);
+	return 0;
+}
+
+static int
+v_path(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_path(cfg, opt, 0);
+}
+
+static int
+v_path_opt(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_path(cfg, opt, 1);
+}
+
+static int
+v_target(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && split_hostport(s, NULL, NULL) != 0)
+		opt_err(cfg, opt, "\"%s\" is not HOST:PORT or [IPV6]:PORT", s);
+	return 0;
+}
+
+static int
+v_proxy_host(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = opt_str(opt);
+
+	if (*s != '\0' && !valid_hostname(s, strlen(s)) &&
+	    !valid_v6(s, strlen(s)))
+		opt_err(cfg, opt, "\"%s\" is not a host name or address", s);
+	return 0;
+}
+
+/*
+ * Schema
+ */
+
+static cfg_t *
+schema_new(void)
+{
+	cfg_opt_t tls_opts[] = {
+		CFG_STR("ca", NULL, CFGF_NODEFAULT),
+		CFG_STR("cert", NULL, CFGF_NODEFAULT),
+		CFG_STR("key", NULL, CFGF_NODEFAULT),
+		CFG_STR("min_version", "1.3", CFGF_NONE),
+		CFG_STR("server_name", "", CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t ssh_opts[] = {
+		CFG_STR("host_key_fingerprint", "", CFGF_NONE),
+		CFG_STR("keepalive_interval", "15s", CFGF_NONE),
+		CFG_INT("keepalive_count", 3, CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t reconnect_opts[] = {
+		CFG_STR("initial", "1s", CFGF_NONE),
+		CFG_STR("max", "60s", CFGF_NONE),
+		CFG_INT("jitter", 20, CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t proxy_opts[] = {
+		CFG_STR("host", "", CFGF_NONE),
+		CFG_INT("port", 3128, CFGF_NONE),
+		CFG_STR("auth_file", "", CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t limits_opts[] = {
+		CFG_INT("max_channels", 64, CFGF_NONE),
+		CFG_STR("channel_buffer", "256k", CFGF_NONE),
+		CFG_STR("target_connect_timeout", "10s", CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t consent_opts[] = {
+		CFG_STR("mode", "off", CFGF_NONE),
+		CFG_STR("file", "", CFGF_NONE),
+		CFG_STR("command", "", CFGF_NONE),
+		CFG_STR("interval", "5s", CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t service_opts[] = {
+		CFG_INT("port", 0, CFGF_NODEFAULT),
+		CFG_STR("target", NULL, CFGF_NODEFAULT),
+		CFG_END()
+	};
+	cfg_opt_t opts[] = {
+		CFG_STR_LIST("relays", NULL, CFGF_NODEFAULT),
+		CFG_STR("log_level", "info", CFGF_NONE),
+		CFG_BOOL("syslog", cfg_false, CFGF_NONE),
+		CFG_STR("connect_timeout", "20s", CFGF_NONE),
+		CFG_STR("tcp_user_timeout", "45s", CFGF_NONE),
+		CFG_STR("shutdown_timeout", "10s", CFGF_NONE),
+		CFG_SEC("tls", tls_opts, CFGF_NONE),
+		CFG_SEC("ssh", ssh_opts, CFGF_NONE),
+		CFG_SEC("reconnect", reconnect_opts, CFGF_NONE),
+		CFG_SEC("proxy", proxy_opts, CFGF_NONE),
+		CFG_SEC("limits", limits_opts, CFGF_NONE),
+		CFG_SEC("consent", consent_opts, CFGF_NONE),
+		CFG_SEC("service", service_opts,
+		    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		CFG_END()
+	};
+	static const struct {
+		const char *opt;
+		cfg_validate_callback_t fn;
+	} vtab[] = {
+		{ "log_level", v_log_level },
+		{ "connect_timeout", v_duration },
+		{ "tcp_user_timeout", v_duration0 },
+		{ "shutdown_timeout", v_duration },
+		{ "tls|ca", v_path },
+		{ "tls|cert", v_path },
+		{ "tls|key", v_path },
+		{ "tls|min_version", v_tls_version },
+		{ "ssh|host_key_fingerprint", v_fingerprint },
+		{ "ssh|keepalive_interval", v_duration },
+		{ "ssh|keepalive_count", v_keepalive_count },
+		{ "reconnect|initial", v_duration },
+		{ "reconnect|max", v_duration },
+		{ "reconnect|jitter", v_jitter },
+		{ "proxy|host", v_proxy_host },
+		{ "proxy|port", v_port },
+		{ "proxy|auth_file", v_path_opt },
+		{ "limits|max_channels", v_max_channels },
+		{ "limits|channel_buffer", v_channel_buffer },
+		{ "limits|target_connect_timeout", v_duration },
+		{ "consent|mode", v_consent_mode },
+		{ "consent|file", v_path_opt },
+		{ "consent|interval", v_duration },
+		{ "service|port", v_port },
+		{ "service|target", v_target },
+	};
+	cfg_t *cfg;
+	size_t i;
+
+	/* cfg_init() copies the option arrays, so they may live here. */
+	if ((cfg = cfg_init(opts, CFGF_NONE)) == NULL)
+		return NULL;
+	for (i = 0; i < RT_ARRAY_SIZE(vtab); i++)
+		cfg_set_validate_func(cfg, vtab[i].opt, vtab[i].fn);
+	return cfg;
+}
+
+/*
+ * Pass 2: build the struct, with the checks that need more than one value
+ */
+
+static int
+dupstr(char **dst, const char *s)
+{
+	if ((*dst = strdup(s != NULL ? s : "")) == NULL)
+		return RT_ERR_NOMEM;
+	return 0;
+}
+
+/* A duration already checked in pass 1; 0 when it was bad. */
+static int64_t
+get_ms(cfg_t *sec, const char *opt)
+{
+	int64_t ms;
+
+	if (cfgu_parse_duration(cfg_getstr(sec, opt), &ms) != 0)
+		return 0;
+	return ms;
+}
+
+static int
+load_relays(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	unsigned int i, n = cfg_size(cfg, "relays");
+	int r;
+
+	if (n == 0) {
+		sec_err(lc, NULL, "relays: at least one \"HOST:PORT\" is "
+		    "required");
+		return 0;
+	}
+	if (n > AGENT_MAX_RELAYS) {
+		sec_err(lc, NULL, "relays: %u given, at most %d allowed", n,
+		    AGENT_MAX_RELAYS);
+		n = AGENT_MAX_RELAYS;
+	}
+	for (i = 0; i < n; i++) {
+		const char *s = cfg_getnstr(cfg, "relays", i);
+		size_t k = ac->nrelays;
+
+		r = split_hostport(s, &ac->relay_host[k], &ac->relay_port[k]);
+		if (r == RT_ERR_NOMEM)
+			return r;
+		if (r != 0) {
+			sec_err(lc, NULL, "relays: \"%s\" is not HOST:PORT or "
+			    "[IPV6]:PORT", s);
+			continue;
+		}
+		ac->nrelays++;
+	}
+	return 0;
+}
+
+/* Refuses a secret file that group or others could read, naming it. */
+static void
+check_secret(struct load_ctx *lc, cfg_t *sec, const char *opt,
+    const char *path)
+{
+	char err[CFGU_ERRLEN / 2];
+	int r;
+
+	if (path == NULL || *path != '/')
+		return;		/* missing or relative: already reported */
+	err[0] = '\0';
+	if ((r = cfgu_check_key_perms(path, err, sizeof(err))) == 0)
+		return;
+	if (r == RT_ERR_PERM)
+		lc->nperm++;
+	sec_err(lc, sec, "%s: %s", opt,
+	    err[0] != '\0' ? err : rt_strerror(r));
+}
+
+static void
+check_readable(struct load_ctx *lc, cfg_t *sec, const char *opt,
+    const char *path)
+{
+	struct stat st;
+
+	if (path == NULL || *path != '/')
+		return;
+	if (stat(path, &st) != 0)
+		sec_err(lc, sec, "%s: %s: %s", opt, path, strerror(errno));
+}
+
+static int
+load_tls(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	cfg_t *sec = cfg_getsec(cfg, "tls");
+	static const char *req[] = { "ca", "cert", "key" };
+	const char *v;
+	size_t i;
+	int r;
+
+	for (i = 0; i < RT_ARRAY_SIZE(req); i++)
+		if (cfg_getstr(sec, req[i]) == NULL)
+			sec_err(lc, sec, "%s: required (a file under "
+			    "/etc/revtun/)", req[i]);
+	check_readable(lc, sec, "ca", cfg_getstr(sec, "ca"));
+	check_readable(lc, sec, "cert", cfg_getstr(sec, "cert"));
+	check_secret(lc, sec, "key", cfg_getstr(sec, "key"));
+
+	v = cfg_getstr(sec, "min_version");
+	ac->tls_min_version = strcmp(v, "1.2") == 0 ? TLS1_2_VERSION :
+	    TLS1_3_VERSION;
+	if ((r = dupstr(&ac->tls_ca, cfg_getstr(sec, "ca"))) != 0 ||
+	    (r = dupstr(&ac->tls_cert, cfg_getstr(sec, "cert"))) != 0 ||
+	    (r = dupstr(&ac->tls_key, cfg_getstr(sec, "key"))) != 0 ||
+	    (r = dupstr(&ac->tls_server_name,
+	    cfg_getstr(sec, "server_name"))) != 0)
+		return r;
+	return 0;
+}
+
+static int
+load_ssh_reconnect(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	cfg_t *sec = cfg_getsec(cfg, "ssh");
+	int r;
+
+	if ((r = dupstr(&ac->ssh_host_key_fp,
+	    cfg_getstr(sec, "host_key_fingerprint"))) != 0)
+		return r;
+	ac->keepalive_interval_ms = get_ms(sec, "keepalive_interval");
+	ac->keepalive_count = (unsigned int)cfg_getint(sec, "keepalive_count");
+
+	sec = cfg_getsec(cfg, "reconnect");
+	ac->backoff_initial_ms = get_ms(sec, "initial");
+	ac->backoff_max_ms = get_ms(sec, "max");
+	ac->backoff_jitter_pct = (unsigned int)cfg_getint(sec, "jitter");
+	if (ac->backoff_initial_ms > 0 && ac->backoff_max_ms > 0 &&
+	    ac->backoff_initial_ms > ac->backoff_max_ms)
+		sec_err(lc, sec, "initial (%s) is longer than max (%s)",
+		    cfg_getstr(sec, "initial"), cfg_getstr(sec, "max"));
+	return 0;
+}
+
+static int
+load_proxy(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	cfg_t *sec = cfg_getsec(cfg, "proxy");
+	char pbuf[16];
+	const char *auth = cfg_getstr(sec, "auth_file");
+	int r;
+
+	snprintf(pbuf, sizeof(pbuf), "%ld", cfg_getint(sec, "port"));
+	if ((r = dupstr(&ac->proxy_host, cfg_getstr(sec, "host"))) != 0 ||
+	    (r = dupstr(&ac->proxy_port, pbuf)) != 0 ||
+	    (r = dupstr(&ac->proxy_auth_file, auth)) != 0)
+		return r;
+	if (*auth != '\0') {
+		if (*ac->proxy_host == '\0')
+			sec_err(lc, sec, "auth_file is set but host is not");
+		check_secret(lc, sec, "auth_file", auth);
+	}
+	return 0;
+}
+
+static int
+load_limits_consent(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	cfg_t *sec = cfg_getsec(cfg, "limits");
+	enum agent_consent_mode mode = CONSENT_OFF;
+	const char *file, *cmd;
+	int r;
+
+	ac->max_channels = (unsigned int)cfg_getint(sec, "max_channels");
+	if (cfgu_parse_size(cfg_getstr(sec, "channel_buffer"),
+	    &ac->channel_buffer) != 0)
+		ac->channel_buffer = 0;
+	ac->target_connect_timeout_ms = get_ms(sec, "target_connect_timeout");
+
+	sec = cfg_getsec(cfg, "consent");
+	(void)parse_consent_mode(cfg_getstr(sec, "mode"), &mode);
+	ac->consent_mode = mode;
+	file = cfg_getstr(sec, "file");
+	cmd = cfg_getstr(sec, "command");
+	ac->consent_interval_ms = get_ms(sec, "interval");
+	if ((r = dupstr(&ac->consent_file, file)) != 0 ||
+	    (r = dupstr(&ac->consent_command, cmd)) != 0)
+		return r;
+	if (mode != CONSENT_OFF && (*file == '\0') == (*cmd == '\0'))
+		sec_err(lc, sec, "mode \"%s\" needs exactly one of file or "
+		    "command", cfg_getstr(sec, "mode"));
+	return 0;
+}
+
+static int
+is_builtin(const char *name)
+{
+	return strcmp(name, "control") == 0 || strcmp(name, "shell") == 0;
+}
+
+static int
+load_services(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	unsigned int i, n = cfg_size(cfg, "service");
+	int r;
+
+	for (i = 0; i < n; i++) {
+		cfg_t *sec = cfg_getnsec(cfg, "service", i);
+		const char *name = cfg_title(sec);
+		const char *target = cfg_getstr(sec, "target");
+		struct agent_service *s;
+		int port, bad = 0;
+		size_t j;
+
+		if (ac->nservices == AGENT_MAX_SERVICES) {
+			sec_err(lc, sec, "more than %d services",
+			    AGENT_MAX_SERVICES);
+			break;
+		}
+		if (!rt_valid_id(name)) {
+			sec_err(lc, sec, "invalid name: use 1..64 of "
+			    "A-Z a-z 0-9 . _ -, not starting with . or -");
+			bad = 1;
+		}
+		port = cfg_size(sec, "port") > 0 ?
+		    (int)cfg_getint(sec, "port") : 0;
+		if (cfg_size(sec, "port") == 0) {
+			sec_err(lc, sec, "port: required (the nominal port "
+			    "announced to the relay)");
+			bad = 1;
+		} else if (port < 1 || port > 65535)
+			bad = 1;	/* reported in pass 1 */
+		if (is_builtin(name) && target != NULL) {
+			sec_err(lc, sec, "target: not allowed, \"%s\" is "
+			    "built in", name);
+			bad = 1;
+		} else if (!is_builtin(name) && target == NULL) {
+			sec_err(lc, sec, "target: required (HOST:PORT)");
+			bad = 1;
+		} else if (target != NULL &&
+		    split_hostport(target, NULL, NULL) != 0)
+			bad = 1;	/* reported in pass 1 */
+		for (j = 0; !bad && j < ac->nservices; j++) {
+			if (ac->services[j].port == port) {
+				sec_err(lc, sec, "port %d already used by "
+				    "service %s", port, ac->services[j].name);
+				bad = 1;
+			}
+		}
+		if (bad)
+			continue;
+
+		s = &ac->services[ac->nservices];
+		if ((s->name = strdup(name)) == NULL)
+			return RT_ERR_NOMEM;
+		ac->nservices++;	/* from here freed with ac */
+		s->port = port;
+		s->builtin = is_builtin(name);
+		if (s->builtin) {
+			if ((r = dupstr(&s->target_host, "")) != 0 ||
+			    (r = dupstr(&s->target_port, "")) != 0)
+				return r;
+		} else if ((r = split_hostport(target, &s->target_host,
+		    &s->target_port)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+build(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	enum log_level level = LOG_LVL_INFO;
+	int r;
+
+	if ((r = dupstr(&ac->path, lc->name)) != 0 ||
+	    (r = load_relays(ac, cfg, lc)) != 0 ||
+	    (r = load_tls(ac, cfg, lc)) != 0 ||
+	    (r = load_ssh_reconnect(ac, cfg, lc)) != 0 ||
+	    (r = load_proxy(ac, cfg, lc)) != 0 ||
+	    (r = load_limits_consent(ac, cfg, lc)) != 0 ||
+	    (r = load_services(ac, cfg, lc)) != 0)
+		return r;
+	ac->connect_timeout_ms = get_ms(cfg, "connect_timeout");
+	ac->tcp_user_timeout_ms = get_ms(cfg, "tcp_user_timeout");
+	ac->shutdown_timeout_ms = get_ms(cfg, "shutdown_timeout");
+	(void)log_level_parse(cfg_getstr(cfg, "log_level"), &level);
+	ac->log_level = (int)level;
+	ac->log_syslog = cfg_getbool(cfg, "syslog") ? 1 : 0;
+	return 0;
+}
+
+/*
+ * libconfuse creates the single (untitled) sections at cfg_init(), before
+ * it knows the file name, and keeps them while parsing, so their messages
+ * would carry no "FILE:LINE: ". Name them here; the line is set by the
+ * parser when the section opens (0 if the file has none).
+ */
+static int
+label_sections(cfg_t *cfg, const char *name)
+{
+	static const char *secs[] = {
+		"tls", "ssh", "reconnect", "proxy", "limits", "consent",
+	};
+	size_t i;
+
+	for (i = 0; i < RT_ARRAY_SIZE(secs); i++) {
+		cfg_t *sec = cfg_getsec(cfg, secs[i]);
+		char *fn;
+
+		if (sec == NULL)
+			continue;
+		if ((fn = strdup(name)) == NULL)
+			return RT_ERR_NOMEM;
+		free(sec->filename);
+		sec->filename = fn;
+	}
+	return 0;
+}
+
+static int
+load(const char *text, const char *name, struct agent_config **out,
+    struct cfgu_errors *errs)
+{
+	struct cfgu_errors local;
+	struct load_ctx lc;
+	struct agent_config *ac = NULL;
+	cfg_t *cfg = NULL;
+	unsigned int n0, nerr;
+	int r;
+
+	if (errs == NULL)
+		errs = &local;
+	cfgu_errors_init(errs);
+	lc.name = name;
+	lc.errs = errs;
+	lc.nperm = 0;
+
+	if ((cfg = schema_new()) == NULL) {
+		cfgu_errors_add(errs, "%s: out of memory", name);
+		r = RT_ERR_NOMEM;
+		goto out;
+	}
+	if ((r = label_sections(cfg, name)) != 0) {
+		cfgu_errors_add(errs, "%s: out of memory", name);
+		goto out;
+	}
+	n0 = err_count(errs);
+	if (text != NULL)
+		r = cfgu_parse_buf(cfg, text, name, errs);
+	else
+		r = cfgu_parse(cfg, name, 0, errs);
+	if (r != 0)
+		goto out;	/* syntax or I/O: the values are incomplete */
+
+	if ((ac = calloc(1, sizeof(*ac))) == NULL) {
+		r = RT_ERR_NOMEM;
+		goto out;
+	}
+	if ((r = build(ac, cfg, &lc)) != 0) {
+		cfgu_errors_add(errs, "%s: out of memory", name);
+		goto out;
+	}
+	nerr = err_count(errs) - n0;
+	if (nerr > 0) {
+		r = nerr == lc.nperm ? RT_ERR_PERM : RT_ERR_CONFIG;
+		goto out;
+	}
+	*out = ac;
+	ac = NULL;
+	r = 0;
+ out:
+	agent_config_free(ac);
+	if (cfg != NULL)
+		cfg_free(cfg);
+	return r;
+}
+
+int
+agent_config_load(const char *path, struct agent_config **out,
+    struct cfgu_errors *errs)
+{
+	return load(NULL, path, out, errs);
+}
+
+int
+agent_config_load_buf(const char *text, const char *name,
+    struct agent_config **out, struct cfgu_errors *errs)
+{
+	return load(text, name != NULL ? name : "[buf]", out, errs);
+}
+
+void
+agent_config_free(struct agent_config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	free(cfg->path);
+	for (i = 0; i < AGENT_MAX_RELAYS; i++) {
+		free(cfg->relay_host[i]);
+		free(cfg->relay_port[i]);
+	}
+	free(cfg->tls_ca);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->tls_server_name);
+	free(cfg->ssh_host_key_fp);
+	free(cfg->proxy_host);
+	free(cfg->proxy_port);
+	free(cfg->proxy_auth_file);
+	for (i = 0; i < AGENT_MAX_SERVICES; i++) {
+		free(cfg->services[i].name);
+		free(cfg->services[i].target_host);
+		free(cfg->services[i].target_port);
+	}
+	free(cfg->consent_file);
+	free(cfg->consent_command);
+	free(cfg);
+}
+
+/*
+ * Lookups and diff
+ */
+
+const struct agent_service *
+agent_config_service_by_name(const struct agent_config *cfg, const char *name)
+{
+	size_t i;
+
+	if (cfg == NULL || name == NULL)
+		return NULL;
+	for (i = 0; i < cfg->nservices; i++)
+		if (strcmp(cfg->services[i].name, name) == 0)
+			return &cfg->services[i];
+	return NULL;
+}
+
+const struct agent_service *
+agent_config_service_by_port(const struct agent_config *cfg, int port)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return NULL;
+	for (i = 0; i < cfg->nservices; i++)
+		if (cfg->services[i].port == port)
+			return &cfg->services[i];
+	return NULL;
+}
+
+/* NULL-safe string inequality. */
+static int
+sdiff(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+static int
+service_eq(const struct agent_service *a, const struct agent_service *b)
+{
+	return a->port == b->port && a->builtin == b->builtin &&
+	    !sdiff(a->target_host, b->target_host) &&
+	    !sdiff(a->target_port, b->target_port);
+}
+
+int
+agent_config_service_same(const struct agent_config *old_cfg,
+    const struct agent_config *new_cfg, const char *name)
+{
+	const struct agent_service *a, *b;
+
+	a = agent_config_service_by_name(old_cfg, name);
+	b = agent_config_service_by_name(new_cfg, name);
+	return a != NULL && b != NULL && service_eq(a, b);
+}
+
+static int
+uplink_differs(const struct agent_config *a, const struct agent_config *b)
+{
+	size_t i;
+
+	if (a->nrelays != b->nrelays)
+		return 1;
+	for (i = 0; i < a->nrelays; i++)
+		if (sdiff(a->relay_host[i], b->relay_host[i]) ||
+		    sdiff(a->relay_port[i], b->relay_port[i]))
+			return 1;
+	return sdiff(a->tls_ca, b->tls_ca) ||
+	    sdiff(a->tls_cert, b->tls_cert) ||
+	    sdiff(a->tls_key, b->tls_key) ||
+	    a->tls_min_version != b->tls_min_version ||
+	    sdiff(a->tls_server_name, b->tls_server_name) ||
+	    sdiff(a->ssh_host_key_fp, b->ssh_host_key_fp) ||
+	    a->keepalive_interval_ms != b->keepalive_interval_ms ||
+	    a->keepalive_count != b->keepalive_count ||
+	    a->connect_timeout_ms != b->connect_timeout_ms ||
+	    a->tcp_user_timeout_ms != b->tcp_user_timeout_ms ||
+	    sdiff(a->proxy_host, b->proxy_host) ||
+	    sdiff(a->proxy_port, b->proxy_port) ||
+	    sdiff(a->proxy_auth_file, b->proxy_auth_file);
+}
+
+static int
+services_differ(const struct agent_config *a, const struct agent_config *b)
+{
+	size_t i;
+
+	if (a->nservices != b->nservices)
+		return 1;
+	/* Same count and every old one unchanged in new: same set. */
+	for (i = 0; i < a->nservices; i++)
+		if (!agent_config_service_same(a, b, a->services[i].name))
+			return 1;
+	return 0;
+}
+
+unsigned int
+agent_config_diff(const struct agent_config *old_cfg,
+    const struct agent_config *new_cfg)
+{
+	const struct agent_config *a = old_cfg, *b = new_cfg;
+	unsigned int d = 0;
+
+	if (a == NULL || b == NULL)
+		return a == b ? 0 : AGENT_DIFF_UPLINK | AGENT_DIFF_SERVICES |
+		    AGENT_DIFF_CONSENT | AGENT_DIFF_LIMITS | AGENT_DIFF_LOG;
+	if (uplink_differs(a, b))
+		d |= AGENT_DIFF_UPLINK;
+	if (services_differ(a, b))
+		d |= AGENT_DIFF_SERVICES;
+	if (a->consent_mode != b->consent_mode ||
+	    sdiff(a->consent_file, b->consent_file) ||
+	    sdiff(a->consent_command, b->consent_command) ||
+	    a->consent_interval_ms != b->consent_interval_ms)
+		d |= AGENT_DIFF_CONSENT;
+	if (a->max_channels != b->max_channels ||
+	    a->channel_buffer != b->channel_buffer ||
+	    a->target_connect_timeout_ms != b->target_connect_timeout_ms ||
+	    a->shutdown_timeout_ms != b->shutdown_timeout_ms ||
+	    a->backoff_initial_ms != b->backoff_initial_ms ||
+	    a->backoff_max_ms != b->backoff_max_ms ||
+	    a->backoff_jitter_pct != b->backoff_jitter_pct)
+		d |= AGENT_DIFF_LIMITS;
+	if (a->log_syslog != b->log_syslog || a->log_level != b->log_level)
+		d |= AGENT_DIFF_LOG;
+	return d;
+}
