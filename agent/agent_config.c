@@ -907,6 +907,8 @@ int
 agent_config_load(const char *path, struct agent_config **out,
     struct cfgu_errors *errs)
 {
+	if (path == NULL || out == NULL)
+		return RT_ERR_INVAL;
 	return load(NULL, path, out, errs);
 }
 
@@ -914,7 +916,10 @@ int
 agent_config_load_buf(const char *text, const char *name,
     struct agent_config **out, struct cfgu_errors *errs)
 {
-	return load(text, name != NULL ? name : "[buf]", out, errs);
+	if (out == NULL)
+		return RT_ERR_INVAL;
+	return load(text != NULL ? text : "", name != NULL ? name : "[buf]",
+	    out, errs);
 }
 
 void

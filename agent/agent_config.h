@@ -31,8 +31,10 @@
 struct agent_service {
 	char *name;		/* [A-Za-z0-9._-]{1,64}; unique */
 	int port;		/* nominal port announced to the relay; unique */
-	char *target_host;	/* where the agent dials, e.g. "127.0.0.1" */
-	char *target_port;	/* as a string for getaddrinfo, e.g. "22" */
+	char *target_host;	/* where the agent dials, e.g. "127.0.0.1"
+				 * (IPv6 without brackets); "" if builtin */
+	char *target_port;	/* as a string for getaddrinfo, e.g. "22";
+				 * "" if builtin */
 	int builtin;		/* 1 for "control" / "shell": not dialed */
 };
 
@@ -42,8 +44,9 @@ enum agent_consent_mode {
 	CONSENT_CONNECT,	/* do not connect at all when closed */
 };
 
+/* Every string below is non-NULL; optional ones are "" when unset. */
 struct agent_config {
-	char *path;
+	char *path;			/* the file (or name) it was loaded from */
 
 	/* uplink: ordered relay endpoints "HOST:PORT" / "[V6]:PORT" */
 	size_t nrelays;
@@ -91,13 +94,20 @@ struct agent_config {
 #define AGENT_DIFF_UPLINK   0x1u	/* relays, tls, ssh, proxy, timeouts */
 #define AGENT_DIFF_SERVICES 0x2u	/* some service added/removed/changed */
 #define AGENT_DIFF_CONSENT  0x4u
-#define AGENT_DIFF_LIMITS   0x8u
+#define AGENT_DIFF_LIMITS   0x8u	/* limits, shutdown_timeout, reconnect
+					 * backoff: read afresh, no restart */
 #define AGENT_DIFF_LOG      0x10u
 
 /*
  * Loads path into a new config. Returns 0 and *out, or RT_ERR_CONFIG /
  * RT_ERR_SYS / RT_ERR_PERM / RT_ERR_NOMEM with every problem in errs (each
- * "FILE:LINE: message"); *out untouched.
+ * "FILE:LINE: message"); *out untouched. errs is emptied first (NULL: the
+ * messages are dropped). RT_ERR_PERM means the only problems were unsafe
+ * key / auth_file permissions; a file that is not regular or too large
+ * gives cfgu_parse()'s RT_ERR_INVAL / RT_ERR_TOOBIG. Values are checked
+ * where they are read (their own line); cross-field rules and file checks
+ * name the line where their section closes; problems in the top-level
+ * relays list have no line.
  */
 int agent_config_load(const char *path, struct agent_config **out,
 		      struct cfgu_errors *errs);
