@@ -104,8 +104,11 @@ note_line(cfg_t *cfg, cfg_opt_t *opt)
 
 	snprintf(twin, sizeof(twin), "@%s", opt->name);
 	/* A list calls this once per element and once more at its end:
-	 * keep the first line. A scalar set twice: keep the last. */
-	if (!(opt->flags & CFGF_LIST) || cfg_getint(cfg, twin) == 0)
+	 * keep the line of its first element (a new assignment starts
+	 * again at one element; "+=" keeps the first line). A scalar set
+	 * twice keeps the last. */
+	if (!(opt->flags & CFGF_LIST) || opt->nvalues <= 1 ||
+	    cfg_getint(cfg, twin) == 0)
 		cfg_setint(cfg, twin, cfg->line);
 	return 0;
 }
