@@ -742,6 +742,46 @@ test_eof(void)
 	fx_done(&f);
 }
 
+/* Bytes that are not TLS make a clean RT_ERR_TLS on either side. */
+static void
+test_garbage(void)
+{
+	static const char ssh[] = "SSH-2.0-OpenSSH_9.2\r\n";
+	struct fx f;
+	struct pair p;
+	struct tls_config cc, sc;
+	unsigned char junk[4096];
+	int r = RT_ERR_AGAIN;
+
+	if (fx_init(&f) != 0)
+		return;
+	cc = cli_cfg(&f, 0);
+	sc = srv_cfg(&f, 1);
+	if (pair_open(&p, mkctx(&cc, 0), mkctx(&sc, 1), "localhost") != 0)
+		goto out;
+	/* An operator's SSH banner reaching the TLS server. */
+	CU_ASSERT_EQUAL(write(p.fd[0], ssh, sizeof(ssh) - 1),
+			(ssize_t)sizeof(ssh) - 1);
+	CU_ASSERT_EQUAL(tls_handshake(p.s), RT_ERR_TLS);
+	CU_ASSERT(strlen(tls_error(p.s)) > 0);
+	pair_close(&p);
+
+	/* A server answering with random bytes. */
+	if (pair_open(&p, mkctx(&cc, 0), mkctx(&sc, 1), "localhost") != 0)
+		goto out;
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)(i * 131 + 17);
+	junk[0] = 0x16;	/* looks like a handshake record at first */
+	CU_ASSERT_EQUAL(write(p.fd[1], junk, sizeof(junk)),
+			(ssize_t)sizeof(junk));
+	for (int i = 0; i < HS_ROUNDS && r == RT_ERR_AGAIN; i++)
+		r = tls_handshake(p.c);
+	CU_ASSERT_EQUAL(r, RT_ERR_TLS);
+ out:
+	pair_close(&p);
+	fx_done(&f);
+}
+
 /* Configuration errors name the file and OpenSSL's reason. */
 static void
 test_ctx_errors(void)
@@ -928,6 +968,7 @@ suite_tls(void)
 	    CU_add_test(s, "peer CN odd", test_peer_cn_odd) == NULL ||
 	    CU_add_test(s, "IP literal hosts", test_ip_hosts) == NULL ||
 	    CU_add_test(s, "EOF", test_eof) == NULL ||
+	    CU_add_test(s, "not TLS", test_garbage) == NULL ||
 	    CU_add_test(s, "ctx errors", test_ctx_errors) == NULL ||
 	    CU_add_test(s, "ctx versions", test_ctx_versions) == NULL ||
 	    CU_add_test(s, "cert file notAfter",
