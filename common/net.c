@@ -426,6 +426,8 @@ net_listen(const char *addr, const char *port, int backlog, int *fds,
 		for (struct addrinfo *ai = ai_list; ai; ai = ai->ai_next)
 			set_port(ai->ai_addr, 0);
 	}
+	if (r == 0)
+		msg[0] = '\0';	/* drop a skipped family's reason */
 	if (r == RT_ERR_EXISTS) {
 		snprintf(msg, msglen, "listen on port 0: no ephemeral port "
 			 "free in every address family");
