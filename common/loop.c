@@ -213,7 +213,7 @@ loop_free(struct loop *loop)
 
 int
 loop_watch_add(struct loop *loop, int fd, unsigned int events,
-    loop_io_cb cb, void *arg, struct loop_watch **out)
+	       loop_io_cb cb, void *arg, struct loop_watch **out)
 {
 	struct loop_watch *w;
 	struct epoll_event ev;
@@ -370,7 +370,7 @@ heap_remove(struct loop *loop, struct loop_timer *t)
 
 int
 loop_timer_add(struct loop *loop, int64_t delay_ms, loop_cb cb, void *arg,
-    struct loop_timer **out)
+	       struct loop_timer **out)
 {
 	struct loop_timer *t;
 	int64_t base;

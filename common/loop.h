@@ -1,7 +1,7 @@
 /*
  * loop.h - the event loop both daemons run on.
  *
- * Single-threaded, epoll, level-triggered. Three kinds of event source:
+ * Single-threaded, epoll, level-triggered. Four kinds of event source:
  *  - fd watches: a callback when an fd is readable/writable/in error, for
  *    the events currently asked for (change them at any time);
  *  - one-shot timers on CLOCK_MONOTONIC (millisecond resolution);
@@ -22,10 +22,12 @@
  *  - callbacks must not call loop_free() or loop_run*() on their own loop.
  *
  * Delete a watch before closing its fd: epoll keys on the open file, so
- * a closed but dup'ed fd (e.g. in a child) would keep reporting events.
+ * an fd closed while still dup'ed (e.g. in a child) would keep reporting
+ * events for a watch that no longer exists.
  *
- * Signals taken by loop_signal_add() stay blocked in children forked while
- * the loop exists: a child that execs must unblock them first.
+ * A child forked while the loop exists inherits the signals blocked by
+ * loop_signal_add() and SIGPIPE ignored: before exec, unblock them and set
+ * SIGPIPE back to SIG_DFL.
  *
  * loop_new() ignores SIGPIPE for the whole process: writes to a closed peer
  * fail with EPIPE instead of killing the daemon.
