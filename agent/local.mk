@@ -1,9 +1,24 @@
 # agent/: libagent.a (everything but main) and revtun-agent.
 noinst_LIBRARIES += agent/libagent.a
 agent_libagent_a_SOURCES = \
-	agent/agent_config.c agent/agent_config.h
+	agent/agent_config.c agent/agent_config.h \
+	agent/agent.c agent/agent.h \
+	agent/uplink.c agent/uplink.h \
+	agent/sshc.c agent/sshc.h \
+	agent/bridge.c agent/bridge.h \
+	agent/consent.c agent/consent.h
 agent_libagent_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH2_CFLAGS)
 AGENT_LIBS = agent/libagent.a $(COMMON_LIBS) $(LIBSSH2_LIBS)
+
+sbin_PROGRAMS += agent/revtun-agent
+agent_revtun_agent_SOURCES = agent/main.c
+agent_revtun_agent_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH2_CFLAGS)
+agent_revtun_agent_LDADD = $(AGENT_LIBS)
+
+# Integration tests of the agent (real relay, stock OpenSSH as operator).
+AGENT_ITESTS =
+TESTS += $(AGENT_ITESTS)
+EXTRA_DIST += $(AGENT_ITESTS)
 
 # Unit tests of the agent's pure modules.
 check_PROGRAMS += tests/unit/agent-unit
