@@ -12,7 +12,14 @@
  * Glob patterns ('*', '?', '[...]' as fnmatch(3)) in either half of a
  * grant are accepted only if the ACL was made with allow_glob; otherwise a
  * grant containing them is refused at load time. Agent ids and service
- * names are [A-Za-z0-9._-]{1,64}.
+ * names are [A-Za-z0-9._-]{1,64} (rt_valid_id()). Patterns are matched with
+ * FNM_NOESCAPE and may only hold those characters and "*?[]!": names never
+ * contain a backslash, so escaping has no use. A right pattern must match
+ * at least one right. Matching is case-sensitive.
+ *
+ * Grants are checked in the order they were added; the first match
+ * decides (all grants allow, so order only chooses the rule named).
+ * Lookup is linear in the operator's own grants.
  */
 #ifndef RT_ACL_H
 #define RT_ACL_H
@@ -33,19 +40,21 @@ int acl_new(int allow_glob, struct acl **out);
 void acl_free(struct acl *acl);
 
 /*
- * Adds grant ("AGENT:WHAT") of kind for operator. where ("relay.conf:40")
- * is kept to name the rule in audit lines. Returns 0, RT_ERR_INVAL with a
- * message in err (bad syntax, bad characters, unknown right, glob without
- * allow_glob), or RT_ERR_NOMEM.
+ * Adds grant ("AGENT:WHAT") of kind for operator (a valid id). where
+ * ("relay.conf:40", may be NULL) is kept to name the rule in audit lines.
+ * Returns 0, RT_ERR_INVAL with a message in err naming the grant (bad
+ * syntax, bad characters, unknown right, glob without allow_glob), or
+ * RT_ERR_NOMEM. A refused grant leaves the ACL unchanged.
  */
 int acl_add(struct acl *acl, const char *operator, enum acl_kind kind,
 	    const char *grant, const char *where, char *err, size_t errlen);
 
 /*
  * Decides whether operator may use what (service name or right) on agent.
- * Returns 1 (allowed) or 0 (denied). If rule is not NULL it receives a
- * static-lifetime (as long as the ACL) description of the deciding rule:
- * "alice gw-17:ssh (relay.conf:40)" or "default deny".
+ * Returns 1 (allowed) or 0 (denied; also for any NULL argument). If rule
+ * is not NULL it receives a description of the deciding rule that lives
+ * as long as the ACL: "alice gw-17:ssh (relay.conf:40)" ("(where)" left
+ * out when where was NULL) or the static "default deny".
  */
 int acl_check(const struct acl *acl, const char *operator, enum acl_kind kind,
 	      const char *agent, const char *what, const char **rule);

@@ -12,11 +12,16 @@
  *                         bytes_from_agent, duration_ms
  *   exec / exec_deny      operator, command, agent, rule
  *   config                operator, agent, change
- * Strings are JSON-escaped (control and non-ASCII bytes as \uXXXX), so a
- * peer-supplied value cannot break a line. Each line is written with one
- * write(2) on an O_APPEND fd, so lines never interleave. A record that
- * would exceed AUDIT_LINE_MAX is cut at a field boundary and marked
- * "truncated":true.
+ * Strings are JSON-escaped bytewise: '"' and '\' get a backslash, bytes
+ * below 0x20, 0x7f and every byte >= 0x80 become \u00XX. So lines are
+ * pure ASCII and a peer-supplied value cannot break or forge one; UTF-8
+ * text appears as one escape per byte ("é" is "\u00c3\u00a9"), which a
+ * reader turns back into the original bytes with latin-1. Each line is
+ * written with one write(2) on an O_APPEND|O_CLOEXEC fd (file created
+ * 0640), so lines never interleave. A record that would exceed
+ * AUDIT_LINE_MAX is cut at a field boundary: the field that does not fit
+ * and every later one are dropped and "truncated":true is added, so the
+ * line is still one valid JSON object.
  */
 #ifndef RT_AUDIT_H
 #define RT_AUDIT_H
@@ -34,14 +39,16 @@ struct audit_rec {
 };
 
 /*
- * Opens path for appending (created 0640); "-" means stderr. Returns 0 or
- * RT_ERR_SYS with err naming the file.
+ * Opens path for appending (created 0640); "-" means stderr. Returns 0,
+ * RT_ERR_INVAL for an empty path ("" = audit off is the caller's choice:
+ * pass NULL to audit_write), RT_ERR_SYS or RT_ERR_NOMEM, with err naming
+ * the file.
  */
 int audit_open(const char *path, struct audit **out, char *err,
 	       size_t errlen);
 
-/* Reopens the same path (after log rotation, on HUP). On failure keeps
- * the old fd and returns RT_ERR_SYS. */
+/* Reopens the same path (after log rotation, on HUP); no-op for stderr.
+ * On failure logs it, keeps the old fd and returns RT_ERR_SYS. */
 int audit_reopen(struct audit *a);
 
 /* Path given to audit_open(). */
@@ -50,7 +57,8 @@ const char *audit_path(const struct audit *a);
 /* Closes; NULL is a no-op. */
 void audit_close(struct audit *a);
 
-/* Starts a record for event with the current time. */
+/* Starts a record for event with the current time. A record is plain
+ * memory: no cleanup, reusable after begin. */
 void audit_rec_begin(struct audit_rec *r, const char *event);
 
 /* Adds a string field (NULL is written as null). */
@@ -63,7 +71,8 @@ void audit_rec_int(struct audit_rec *r, const char *key, long long val);
 void audit_rec_bool(struct audit_rec *r, const char *key, int val);
 
 /* Finishes the record (closing brace and newline) and returns the line
- * (NUL-terminated, ending in '\n'). */
+ * (r->buf, NUL-terminated, ending in '\n', r->len bytes). Calling it
+ * again returns the same line; fields added after it are ignored. */
 const char *audit_rec_end(struct audit_rec *r);
 
 /*

@@ -14,6 +14,20 @@
  *
  * conf/relay.conf is the annotated example; docs/relay.conf.5 lists every
  * option with its default.
+ *
+ * Lines in messages: a problem with a value names the line the option was
+ * read on (for a list, its first element; a keys_file problem names that
+ * file and its line); a problem with a whole operator section (no keys,
+ * bad name, key shared with another operator) names the section's closing
+ * brace, the only line libconfuse keeps for a section. ACL rules are
+ * named "FILE:LINE" of their allow / rights option.
+ *
+ * Checks beyond syntax: listen addresses are literal (no names), at most
+ * RELAY_MAX_LISTEN each and never repeated across both lists; host keys
+ * and tls.key pass cfgu_check_key_perms() and host keys load with libssh;
+ * tls.ca / cert / crl exist; user exists; operator keys are plain
+ * authorized_keys lines (no options, no certificates), unique across
+ * operators; keys_file is not writable by group or others.
  */
 #ifndef RT_RELAY_CONFIG_H
 #define RT_RELAY_CONFIG_H
@@ -102,9 +116,12 @@ struct relay_config {
 };
 
 /*
- * Loads path into a new config. Returns 0 and *out, or RT_ERR_CONFIG /
- * RT_ERR_SYS / RT_ERR_PERM / RT_ERR_NOMEM with every problem in errs (each
- * "FILE:LINE: message"), *out untouched.
+ * Loads path into a new config. Returns 0 and *out, or an error with
+ * every problem added to errs (each "FILE:LINE: message") and *out NULL:
+ * RT_ERR_CONFIG for any syntax or validation problem (unsafe key
+ * permissions included), RT_ERR_SYS / RT_ERR_TOOBIG when path itself
+ * cannot be read (from cfgu_parse()), RT_ERR_NOMEM. errs must not be
+ * NULL; messages are appended to what it holds.
  */
 int relay_config_load(const char *path, struct relay_config **out,
 		      struct cfgu_errors *errs);
@@ -123,7 +140,9 @@ const struct relay_operator *relay_config_operator(
 
 /*
  * Compares old and new; writes the names of changed restart-only settings
- * ("listen, host_key") into buf and returns their count (0 = none).
+ * ("listen, operator_listen, host_keys, user", in that order, comma
+ * separated; "" if none, cut to len) into buf and returns their count
+ * (0 = none). Lists compare element by element, in order.
  */
 int relay_config_restart_needed(const struct relay_config *old_cfg,
 				const struct relay_config *new_cfg,
