@@ -191,6 +191,86 @@ test_del_other_in_round(void)
 	loop_free(loop);
 }
 
+/*
+ * Deletes and closes the other ready watch's fd, then watches a new fd
+ * that (lowest free number) reuses it: the event epoll already returned
+ * for the old watch must reach neither the old nor the new one.
+ */
+struct reuse {
+	struct loop_watch *w[2];
+	int		 fds[2][2];
+	int		 calls[3];
+	int		 newfd[2];
+	struct loop_watch *nw;
+};
+
+static void
+reuse_new_cb(struct loop *loop, int fd, unsigned int events, void *arg)
+{
+	struct reuse *u = arg;
+
+	u->calls[2]++;
+}
+
+static void
+reuse_cb(struct loop *loop, int fd, unsigned int events, void *arg)
+{
+	struct reuse *u = arg;
+	int me = fd == u->fds[0][0] ? 0 : 1, other = 1 - me;
+
+	u->calls[me]++;
+	if (u->w[other] == NULL)
+		return;
+	loop_watch_del(u->w[other]);
+	u->w[other] = NULL;
+	close(u->fds[other][0]);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, u->newfd) != 0)
+		return;
+	/* Readable, so a misrouted stale event would call reuse_new_cb. */
+	(void)write(u->newfd[1], "n", 1);
+	if (loop_watch_add(loop, u->newfd[0], LOOP_READ, reuse_new_cb, u,
+	    &u->nw) != 0)
+		u->nw = NULL;
+}
+
+static void
+test_del_reuse_fd(void)
+{
+	struct loop *loop;
+	struct reuse u;
+	int reused, gone;
+
+	memset(&u, 0, sizeof(u));
+	CU_ASSERT_EQUAL_FATAL(loop_new(&loop), 0);
+	pair(u.fds[0]);
+	pair(u.fds[1]);
+	CU_ASSERT_EQUAL(write(u.fds[0][1], "1", 1), 1);
+	CU_ASSERT_EQUAL(write(u.fds[1][1], "2", 1), 1);
+	CU_ASSERT_EQUAL_FATAL(loop_watch_add(loop, u.fds[0][0], LOOP_READ,
+	    reuse_cb, &u, &u.w[0]), 0);
+	CU_ASSERT_EQUAL_FATAL(loop_watch_add(loop, u.fds[1][0], LOOP_READ,
+	    reuse_cb, &u, &u.w[1]), 0);
+	CU_ASSERT_EQUAL(loop_run_once(loop, WAIT_MS), 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u.nw);
+	gone = u.w[0] == NULL ? 0 : 1;
+	reused = u.fds[gone][0] == u.newfd[0];
+	CU_ASSERT(reused);
+	CU_ASSERT_EQUAL(u.calls[gone], 0);
+	CU_ASSERT_EQUAL(u.calls[2], 0);
+	/* Next round the new watch works normally. */
+	CU_ASSERT_EQUAL(loop_run_once(loop, WAIT_MS), 2);
+	CU_ASSERT_EQUAL(u.calls[2], 1);
+	loop_watch_del(u.nw);
+	loop_watch_del(u.w[1 - gone]);
+	CU_ASSERT_EQUAL(loop_watch_count(loop), 0);
+	close(u.fds[1 - gone][0]);
+	close(u.fds[0][1]);
+	close(u.fds[1][1]);
+	close(u.newfd[0]);
+	close(u.newfd[1]);
+	loop_free(loop);
+}
+
 static void
 del_self_cb(struct loop *loop, int fd, unsigned int events, void *arg)
 {
@@ -683,6 +763,8 @@ suite_loop(void)
 	    test_write_and_park) == NULL ||
 	    CU_add_test(s, "delete another ready watch in the round",
 	    test_del_other_in_round) == NULL ||
+	    CU_add_test(s, "deleted watch's fd reused in the round",
+	    test_del_reuse_fd) == NULL ||
 	    CU_add_test(s, "delete own watch", test_del_self) == NULL ||
 	    CU_add_test(s, "timers fire in deadline order",
 	    test_timer_order) == NULL ||
