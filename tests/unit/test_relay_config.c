@@ -501,6 +501,41 @@ test_restart_needed(void)
 	relay_config_free(c);
 }
 
+/* Broken input: an error, never a crash or a half-built config. */
+static void
+test_garbage(void)
+{
+	static const char *const texts[] = {
+		"",
+		"tls {",
+		"operator {\n}\n",
+		"operator alice {\n keys = {\"ssh-ed25519\"}\n}\n",
+		"operator alice {\n keys = {\"\"}\n}\n",
+		"operator alice {\n keys = {\"ssh-ed25519 AAAA\"}\n}\n",
+		"listen = {\"[\", \":\", \"[]:1\", \"*:\", \"*:99999\"}\n",
+		"limits {\n max_pending = \"x\"\n}\n",
+		"agents = 1\n",
+		"\"\xff\xfe\" = {\n",
+	};
+	struct cfgu_errors e;
+	struct relay_config *c;
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		c = NULL;
+		cfgu_errors_init(&e);
+		CU_ASSERT(relay_config_load_buf(texts[i], "g.conf", &c, &e) <
+		    0);
+		CU_ASSERT_PTR_NULL(c);
+		CU_ASSERT(e.n > 0);
+	}
+	/* No tls section at all: named without a line. */
+	cfgu_errors_init(&e);
+	c = NULL;
+	CU_ASSERT(relay_config_load_buf("listen = {\"*:1\"}\n", "g.conf", &c,
+	    &e) == RT_ERR_CONFIG);
+	CU_ASSERT(has_error(&e, "g.conf: ", "tls.ca: required"));
+}
+
 /* conf/relay.conf loads once /etc/revtun points at the temp dir. */
 static void
 test_example_conf(void)
@@ -564,6 +599,7 @@ suite_relay_config(void)
 	    test_all_errors_at_once) == NULL ||
 	    CU_add_test(s, "load file", test_load_file) == NULL ||
 	    CU_add_test(s, "restart needed", test_restart_needed) == NULL ||
+	    CU_add_test(s, "garbage", test_garbage) == NULL ||
 	    CU_add_test(s, "example conf", test_example_conf) == NULL)
 		return (int)CU_get_error();
 	return CUE_SUCCESS;
