@@ -83,8 +83,8 @@ void loop_watch_del(struct loop_watch *w);
 
 /*
  * Calls cb once after delay_ms (>= 0) on the monotonic clock. Returns 0
- * and *out (out may be NULL if the caller never cancels), or RT_ERR_NOMEM.
- * The delay counts from loop_now(). Timers due together fire in deadline
+ * and *out (out may be NULL if the caller never cancels), RT_ERR_NOMEM, or
+ * RT_ERR_INVAL if cb is NULL. The delay counts from loop_now(). Timers due together fire in deadline
  * order, then in the order they were added.
  */
 int loop_timer_add(struct loop *loop, int64_t delay_ms, loop_cb cb,
@@ -95,7 +95,7 @@ int loop_timer_add(struct loop *loop, int64_t delay_ms, loop_cb cb,
 void loop_timer_cancel(struct loop_timer *t);
 
 /* Runs cb once after the current dispatch round (before the loop sleeps
- * again). Returns 0 or RT_ERR_NOMEM. */
+ * again). Returns 0, RT_ERR_NOMEM, or RT_ERR_INVAL if cb is NULL. */
 int loop_defer(struct loop *loop, loop_cb cb, void *arg);
 
 /*
