@@ -116,6 +116,58 @@ collect_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	log_err("%s%s", prefix, m);
 }
 
+/*
+ * Returns a copy of text with every comment ('#' or '//' to the end of the
+ * line, and C-style blocks) replaced by spaces, newlines kept, quoted
+ * strings untouched. libconfuse 3.3 counts each comment's newline twice,
+ * so every message after a comment named the wrong line, and it cannot
+ * parse a comment inside a { } list. Returns NULL when out of memory.
+ */
+static char *
+strip_comments(const char *text, size_t len)
+{
+	char *out = malloc(len + 1);
+	char quote = 0;
+	size_t i;
+
+	if (out == NULL)
+		return NULL;
+	memcpy(out, text, len);
+	out[len] = '\0';
+	for (i = 0; i < len; i++) {
+		char ch = out[i];
+
+		if (quote != 0) {
+			if (ch == '\\' && i + 1 < len)
+				i++;
+			else if (ch == quote)
+				quote = 0;
+			continue;
+		}
+		if (ch == '"' || ch == '\'') {
+			quote = ch;
+		} else if (ch == '#' || (ch == '/' && i + 1 < len &&
+		    out[i + 1] == '/')) {
+			for (; i < len && out[i] != '\n'; i++)
+				out[i] = ' ';
+		} else if (ch == '/' && i + 1 < len && out[i + 1] == '*') {
+			out[i++] = ' ';
+			out[i++] = ' ';
+			for (; i < len; i++) {
+				if (out[i] == '*' && i + 1 < len &&
+				    out[i + 1] == '/') {
+					out[i++] = ' ';
+					out[i] = ' ';
+					break;
+				}
+				if (out[i] != '\n')
+					out[i] = ' ';
+			}
+		}
+	}
+	return out;
+}
+
 /* Parses len bytes at text into cfg, labelling messages with name. */
 static int
 parse_mem(cfg_t *cfg, const char *text, size_t len, const char *name,
@@ -123,7 +175,7 @@ parse_mem(cfg_t *cfg, const char *text, size_t len, const char *name,
 {
 	static const char empty[] = "\n";
 	unsigned int before = e->n + e->dropped;
-	char *fname;
+	char *fname, *clean;
 	FILE *fp;
 	int r, cr;
 
@@ -137,7 +189,13 @@ parse_mem(cfg_t *cfg, const char *text, size_t len, const char *name,
 		cfgu_errors_add(e, "%s: out of memory", name);
 		return RT_ERR_NOMEM;
 	}
-	if ((fp = fmemopen((void *)(uintptr_t)text, len, "r")) == NULL) {
+	if ((clean = strip_comments(text, len)) == NULL) {
+		free(fname);
+		cfgu_errors_add(e, "%s: out of memory", name);
+		return RT_ERR_NOMEM;
+	}
+	if ((fp = fmemopen(clean, len, "r")) == NULL) {
+		free(clean);
 		free(fname);
 		cfgu_errors_add(e, "%s: cannot open a memory stream: %s", name,
 				strerror(errno));
@@ -153,6 +211,7 @@ parse_mem(cfg_t *cfg, const char *text, size_t len, const char *name,
 	cr = cfg_parse_fp(cfg, fp);
 	collecting = NULL;
 	fclose(fp);
+	free(clean);
 
 	switch (cr) {
 	case CFG_SUCCESS:

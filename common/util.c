@@ -38,15 +38,19 @@ rt_wall_ms(void)
 void
 rt_time_iso(int64_t wall_ms, char *buf, size_t len)
 {
-	time_t secs = (time_t)(wall_ms / 1000);
+	int64_t ms = wall_ms % 1000;
+	time_t secs;
 	struct tm tm;
 	char tmp[32];
 
 	if (len == 0)
 		return;
+	if (ms < 0)		/* floor, for times before 1970 */
+		ms += 1000;
+	secs = (time_t)((wall_ms - ms) / 1000);
 	gmtime_r(&secs, &tm);
 	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03dZ", tmp, (int)(wall_ms % 1000));
+	snprintf(buf, len, "%s.%03dZ", tmp, (int)ms);
 }
 
 static int

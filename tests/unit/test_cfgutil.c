@@ -227,6 +227,28 @@ test_syntax_errors(void)
 	expect_error("timeout = \"5s\n", "t.conf:", "", NULL);
 }
 
+/* Comments must not shift line numbers (libconfuse 3.3 counts their
+ * newlines twice) and may sit inside lists; '#' in a string is data. */
+static void
+test_comments(void)
+{
+	struct cfgu_errors e;
+	cfg_t *cfg = new_cfg();
+
+	expect_error("# one\n# two\n// three\n/* four\n five */\nport = 0\n",
+		     "t.conf:6: ", "'port'", NULL);
+	expect_error("ports = { 22, # ssh\n 80, // web\n 0 }\n", "t.conf:",
+		     "'ports'", NULL);
+	cfgu_errors_init(&e);
+	CU_ASSERT_EQUAL(cfgu_parse_buf(cfg, "key = \"/a#b//c\" # x\n"
+				       "ports = { 22, # ssh\n 80 }\n",
+				       "t.conf", &e), 0);
+	CU_ASSERT_EQUAL(e.n, 0);
+	CU_ASSERT_STRING_EQUAL(cfg_getstr(cfg, "key"), "/a#b//c");
+	CU_ASSERT_EQUAL(cfg_size(cfg, "ports"), 2);
+	cfg_free(cfg);
+}
+
 static void
 test_error_list(void)
 {
@@ -426,6 +448,7 @@ suite_cfgutil(void)
 	    CU_add_test(s, "parse ok", test_parse_ok) == NULL ||
 	    CU_add_test(s, "validators", test_validators) == NULL ||
 	    CU_add_test(s, "syntax errors", test_syntax_errors) == NULL ||
+	    CU_add_test(s, "comments", test_comments) == NULL ||
 	    CU_add_test(s, "error list", test_error_list) == NULL ||
 	    CU_add_test(s, "files", test_files) == NULL ||
 	    CU_add_test(s, "key perms", test_key_perms) == NULL)
