@@ -540,6 +540,10 @@ build_agents(struct build *b, cfg_t *root, struct relay_config *c)
 		}
 	}
 	c->service_allow = get_list(b, a, "services", &c->nservice_allow);
+	/* "{}" could mean none or any: make the writer say which. */
+	if (c->nservice_allow == 0)
+		OPT_ERR(b, a, "services", "agents.services: empty; use {\"*\"} "
+		    "for any service");
 	for (size_t i = 0; c->service_allow != NULL &&
 	    i < c->nservice_allow; i++) {
 		if (!valid_service_pattern(c->service_allow[i]))

@@ -365,6 +365,8 @@ test_errors(void)
 		    "t.conf:12:", "\"bad id\" is not a valid agent id" },
 		{ NULL, "agents {\n services = {\"a/b\"}\n}\n", "t.conf:12:",
 		    "bad pattern" },
+		{ NULL, "agents {\n\n services = {}\n}\n", "t.conf:",
+		    "agents.services: empty" },
 		{ NULL, "operator bob {\n keys_file = \"%s/keys_good\"\n "
 		    "rights = {\"gw-1:admin\"}\n}\n", "t.conf:13:",
 		    "unknown right \"admin\"" },
