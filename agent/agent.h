@@ -47,6 +47,7 @@ struct agent {
 	int exit_code;
 	struct loop_timer *stop_timer;	/* shutdown deadline */
 	int64_t started_ms;
+	unsigned int last_chan_id;	/* channel ids, unique per process */
 	struct agent_stats stats;
 };
 

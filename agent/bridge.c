@@ -70,7 +70,6 @@ struct bridge {
 	struct agent *a;
 	struct chan_list chans;
 	unsigned int nchans;
-	unsigned int next_id;
 };
 
 /* A relay that never answers our CLOSE cannot make closing channels pile
@@ -90,7 +89,6 @@ bridge_new(struct agent *a, struct bridge **out)
 		return RT_ERR_NOMEM;
 	b->a = a;
 	TAILQ_INIT(&b->chans);
-	b->next_id = 1;
 	*out = b;
 	return 0;
 }
@@ -293,7 +291,7 @@ bridge_accept(struct bridge *b, LIBSSH2_CHANNEL *ch, const char *svc,
 		return RT_ERR_NOMEM;
 	}
 	c->b = b;
-	c->id = b->next_id++;
+	c->id = ++b->a->last_chan_id;
 	c->ch = ch;
 	c->fd = -1;
 	c->opened_ms = rt_mono_ms();

@@ -409,9 +409,9 @@ dialed(int fd, int err, const char *msg, void *arg)
 
 	u->nc = NULL;
 	if (fd < 0) {
-		uplink_fail(u, "connect%s%s: %s", STR_SET(cfg->proxy_host) ?
-		    " to proxy " : "", STR_SET(cfg->proxy_host) ? cfg->proxy_host :
-		    "", msg != NULL && *msg ? msg : rt_strerror(err));
+		uplink_fail(u, "%s%s%s", STR_SET(cfg->proxy_host) ?
+		    "proxy: " : "", msg != NULL && *msg ? msg : "connect: ",
+		    msg != NULL && *msg ? "" : rt_strerror(err));
 		return;
 	}
 	u->fd = fd;
