@@ -3,9 +3,21 @@ noinst_LIBRARIES += relay/librelay.a
 relay_librelay_a_SOURCES = \
 	relay/acl.c relay/acl.h \
 	relay/audit.c relay/audit.h \
-	relay/relay_config.c relay/relay_config.h
+	relay/relay_config.c relay/relay_config.h \
+	relay/relay.c relay/relay.h \
+	relay/sshsess.c relay/sshsess.h \
+	relay/listener.c relay/listener.h \
+	relay/registry.c relay/registry.h \
+	relay/agent_conn.c relay/agent_conn.h \
+	relay/operator.c relay/operator.h \
+	relay/bridge.c relay/bridge.h
 relay_librelay_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS)
 RELAY_LIBS = relay/librelay.a $(COMMON_LIBS) $(LIBSSH_LIBS)
+
+sbin_PROGRAMS += relay/revtun-relay
+relay_revtun_relay_SOURCES = relay/main.c
+relay_revtun_relay_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS)
+relay_revtun_relay_LDADD = $(RELAY_LIBS)
 
 # Unit tests of the relay's pure modules.
 check_PROGRAMS += tests/unit/relay-unit
@@ -17,3 +29,11 @@ tests_unit_relay_unit_SOURCES = \
 	tests/unit/test_relay_config.c
 tests_unit_relay_unit_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/relay
 tests_unit_relay_unit_LDADD = tests/unit/libunit.a $(RELAY_LIBS) $(CUNIT_LIBS)
+
+# Integration tests: the real relay, stock OpenSSH as agent and operator.
+check_PROGRAMS += tests/tools/rt-echo
+tests_tools_rt_echo_SOURCES = tests/tools/rt-echo.c
+RELAY_IT = \
+	tests/integration/relay_basic.sh
+TESTS += $(RELAY_IT)
+EXTRA_DIST += $(RELAY_IT)

@@ -1,0 +1,43 @@
+/*
+ * operator.h - operators' SSH connections: public-key login, channel
+ * routing to agents, exec commands.
+ *
+ * States: key exchange (handshake_timeout) -> authenticating (publickey
+ * only, auth_timeout from accept, auth_max_tries failed attempts) ->
+ * authenticated. Allowed afterwards: direct-tcpip opens (routed to an
+ * agent's service after an ACL check on every open) and session channels
+ * whose only accepted request is exec of a relay command ("agents",
+ * "help"). Refused: shell, pty-req, x11, auth-agent, env, subsystems,
+ * tcpip-forward (-R), any other channel type. An unknown agent, an offline
+ * agent and a forbidden one get the same SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+ * answer with the same (empty) text.
+ */
+#ifndef RT_OPERATOR_H
+#define RT_OPERATOR_H
+
+#include "relay.h"
+
+/*
+ * Takes over fd (its first bytes were "SSH-") from src/host. Returns 0, or
+ * an RT_ERR_* code (fd closed, reason logged).
+ */
+int operator_start(struct relay *r, int fd, const char *src,
+		   const char *host, int port);
+
+/* Marks op dead with a reason (logged at reap). */
+void operator_kill(struct opconn *op, const char *why);
+
+/* Exec sessions: one pump round (write output, then exit status, EOF and
+ * close). Returns 1 if it moved anything. */
+int operator_exec_service(struct opexec *x);
+
+/* Deadlines: key exchange, auth, idle (called from the relay tick). */
+void operator_tick(struct opconn *op, int64_t now);
+
+/* Frees dead exec sessions of op (reaper). */
+void operator_reap_execs(struct opconn *op);
+
+/* Releases op: detaches its bridges, frees its session. Reaper only. */
+void operator_free(struct opconn *op);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * sshsess.c - a libssh server session on the relay's loop (sshsess.h).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "loop.h"
+#include "sshsess.h"
+#include "util.h"
+
+int
+sshsess_start(struct sshsess *ss, struct relay *r, int fd, int auth_methods,
+	      loop_io_cb cb, void *arg, char *err, size_t errlen)
+{
+	int r2;
+
+	memset(ss, 0, sizeof(*ss));
+	ss->fd = -1;
+	if ((ss->s = ssh_new()) == NULL) {
+		snprintf(err, errlen, "ssh_new: out of memory");
+		close(fd);
+		return RT_ERR_NOMEM;
+	}
+	if (ssh_bind_accept_fd(r->sshbind, ss->s, fd) != SSH_OK) {
+		snprintf(err, errlen, "ssh accept: %s", ssh_get_error(r->sshbind));
+		/* libssh owns the fd only if it took it into the session */
+		if (ssh_get_fd(ss->s) != fd)
+			close(fd);
+		ssh_free(ss->s);
+		ss->s = NULL;
+		return RT_ERR_SSH;
+	}
+	ss->fd = fd;
+	ssh_set_blocking(ss->s, 0);
+	ssh_set_auth_methods(ss->s, auth_methods);
+	if ((r2 = loop_watch_add(r->loop, fd, LOOP_READ, cb, arg, &ss->w)) != 0) {
+		snprintf(err, errlen, "watch: %s", rt_strerror_errno(r2));
+		sshsess_free(ss, 0);
+		return r2;
+	}
+	return 0;
+}
+
+int
+sshsess_closed(const struct sshsess *ss)
+{
+	if (ss->s == NULL)
+		return 1;
+	return (ssh_get_status(ss->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+}
+
+static int
+sshsess_status(struct sshsess *ss, char *err, size_t errlen)
+{
+	int st = ssh_get_status(ss->s);
+
+	if (st & SSH_CLOSED_ERROR) {
+		snprintf(err, errlen, "%s", ssh_get_error(ss->s));
+		return RT_ERR_SSH;
+	}
+	if (st & SSH_CLOSED) {
+		snprintf(err, errlen, "connection closed by peer");
+		return RT_ERR_EOF;
+	}
+	return 0;
+}
+
+int
+sshsess_poll(struct sshsess *ss, char *err, size_t errlen)
+{
+	int rc;
+
+	if (ss->s == NULL) {
+		snprintf(err, errlen, "no session");
+		return RT_ERR_SSH;
+	}
+	if (!ss->kex_done) {
+		rc = ssh_handle_key_exchange(ss->s);
+		if (rc == SSH_AGAIN) {
+			rc = sshsess_status(ss, err, errlen);
+			return rc != 0 ? rc : RT_ERR_AGAIN;
+		}
+		if (rc != SSH_OK) {
+			snprintf(err, errlen, "key exchange: %s",
+			    ssh_get_error(ss->s));
+			return RT_ERR_SSH;
+		}
+		/* pitfall 6: each session gets its own event, and only now */
+		if ((ss->ev = ssh_event_new()) == NULL) {
+			snprintf(err, errlen, "ssh_event_new: out of memory");
+			return RT_ERR_NOMEM;
+		}
+		if (ssh_event_add_session(ss->ev, ss->s) != SSH_OK) {
+			snprintf(err, errlen, "ssh_event_add_session failed");
+			return RT_ERR_SSH;
+		}
+		ss->kex_done = 1;
+	}
+	rc = ssh_event_dopoll(ss->ev, 0);
+	if (rc == SSH_ERROR) {
+		if ((rc = sshsess_status(ss, err, errlen)) != 0)
+			return rc;
+		snprintf(err, errlen, "%s", ssh_get_error(ss->s));
+		return RT_ERR_SSH;
+	}
+	return sshsess_status(ss, err, errlen);
+}
+
+int
+sshsess_busy(const struct sshsess *ss)
+{
+	if (ss->s == NULL)
+		return 0;
+	return (ssh_get_poll_flags(ss->s) & SSH_WRITE_PENDING) != 0;
+}
+
+void
+sshsess_sync(struct sshsess *ss)
+{
+	unsigned int ev = LOOP_READ;
+
+	if (ss->w == NULL)
+		return;
+	if (sshsess_busy(ss))
+		ev |= LOOP_WRITE;
+	loop_watch_set(ss->w, ev);
+}
+
+void
+sshsess_free(struct sshsess *ss, int polite)
+{
+	loop_watch_del(ss->w);
+	ss->w = NULL;
+	if (ss->ev != NULL) {
+		if (ss->s != NULL)
+			ssh_event_remove_session(ss->ev, ss->s);
+		ssh_event_free(ss->ev);
+		ss->ev = NULL;
+	}
+	if (ss->s != NULL) {
+		if (polite && !sshsess_closed(ss))
+			ssh_disconnect(ss->s);
+		else
+			ssh_silent_disconnect(ss->s);
+		ssh_free(ss->s);	/* closes the fd and frees its channels */
+		ss->s = NULL;
+	}
+	ss->fd = -1;
+}

@@ -1,0 +1,53 @@
+/*
+ * sshsess.h - one libssh server session on one non-blocking fd, driven by
+ * the relay's event loop.
+ *
+ * States: accepted (ssh_bind_accept_fd done, key exchange running through
+ * ssh_handle_key_exchange in non-blocking mode) -> ready (kex_done; the
+ * session has its own ssh_event, never shared: pitfall 6). The loop watches
+ * the fd for reading always and for writing while libssh holds unsent
+ * output (sshsess_sync). libssh owns the fd after sshsess_start() succeeds
+ * and closes it in sshsess_free().
+ */
+#ifndef RT_SSHSESS_H
+#define RT_SSHSESS_H
+
+#include <stddef.h>
+
+#include "loop.h"
+#include "relay.h"
+
+/*
+ * Accepts fd as a server session with the relay's host keys, offering
+ * only auth_methods (SSH_AUTH_METHOD_*), non-blocking, and watches fd with
+ * cb/arg. On failure returns RT_ERR_SSH / RT_ERR_NOMEM / RT_ERR_SYS with
+ * err filled; fd is closed either way when it fails.
+ */
+int sshsess_start(struct sshsess *ss, struct relay *r, int fd,
+		  int auth_methods, loop_io_cb cb, void *arg, char *err,
+		  size_t errlen);
+
+/*
+ * Advances the session after an fd event: the key exchange until it
+ * completes, then ssh_event_dopoll() without waiting (which runs the
+ * session's message and channel callbacks). Returns 0, RT_ERR_AGAIN while
+ * the key exchange is still running, RT_ERR_EOF when the peer closed, or
+ * RT_ERR_SSH with err filled (libssh's reason).
+ */
+int sshsess_poll(struct sshsess *ss, char *err, size_t errlen);
+
+/* Asks the loop for write events while libssh has output queued. */
+void sshsess_sync(struct sshsess *ss);
+
+/* 1 while libssh holds output it could not write yet (backpressure: do not
+ * queue channel data on a session that cannot drain). */
+int sshsess_busy(const struct sshsess *ss);
+
+/* 1 once the session is closed or in error. */
+int sshsess_closed(const struct sshsess *ss);
+
+/* Sends a disconnect if polite, stops watching, frees the session (and
+ * every channel still in it) and its fd. Safe on a zeroed struct. */
+void sshsess_free(struct sshsess *ss, int polite);
+
+#endif
