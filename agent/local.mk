@@ -16,9 +16,11 @@ agent_revtun_agent_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH2_CFLAGS)
 agent_revtun_agent_LDADD = $(AGENT_LIBS)
 
 # Integration tests of the agent (real relay, stock OpenSSH as operator).
-AGENT_ITESTS =
+AGENT_ITESTS = \
+	tests/integration/agent_basic.sh
 TESTS += $(AGENT_ITESTS)
-EXTRA_DIST += $(AGENT_ITESTS)
+EXTRA_DIST += $(AGENT_ITESTS) tests/integration/agent_lib.sh \
+	tests/tools/agent_fakerelay.py tests/tools/agent_peer.py
 
 # Unit tests of the agent's pure modules.
 check_PROGRAMS += tests/unit/agent-unit
