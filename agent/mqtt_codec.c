@@ -47,7 +47,7 @@ static const uint8_t proto_name[] = { 0x00, 0x04, 'M', 'Q', 'T', 'T' };
 #define PROTO_LEVEL	4
 
 struct mqtt_str
-mqtt_str(const char *s)
+mqtt_cstr(const char *s)
 {
 	struct mqtt_str v = { NULL, 0 };
 

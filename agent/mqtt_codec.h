@@ -76,7 +76,7 @@ struct mqtt_str {
 };
 
 /* Makes a struct mqtt_str from a NUL-terminated C string (NULL -> empty). */
-struct mqtt_str mqtt_str(const char *s);
+struct mqtt_str mqtt_cstr(const char *s);
 
 struct mqtt_connect {
 	struct mqtt_str	 client_id;	/* may be empty only if clean_session */
