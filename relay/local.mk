@@ -36,4 +36,4 @@ tests_tools_rt_echo_SOURCES = tests/tools/rt-echo.c
 RELAY_IT = \
 	tests/integration/relay_basic.sh
 TESTS += $(RELAY_IT)
-EXTRA_DIST += $(RELAY_IT)
+EXTRA_DIST += $(RELAY_IT) tests/integration/relay_common.sh
