@@ -17,7 +17,12 @@ agent_revtun_agent_LDADD = $(AGENT_LIBS)
 
 # Integration tests of the agent (real relay, stock OpenSSH as operator).
 AGENT_ITESTS = \
-	tests/integration/agent_basic.sh
+	tests/integration/agent_basic.sh \
+	tests/integration/agent_fairness.sh \
+	tests/integration/agent_reconnect.sh \
+	tests/integration/agent_signals.sh \
+	tests/integration/agent_consent.sh \
+	tests/integration/agent_hostile.sh
 TESTS += $(AGENT_ITESTS)
 EXTRA_DIST += $(AGENT_ITESTS) tests/integration/agent_lib.sh \
 	tests/tools/agent_fakerelay.py tests/tools/agent_peer.py

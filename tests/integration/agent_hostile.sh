@@ -1,0 +1,34 @@
+#!/bin/bash
+# agent_hostile.sh - the agent never trusts the relay: a forwarded-tcpip
+# channel for a service not in the agent's config is refused and nothing
+# is dialed; a registration the relay refuses leaves the session up.
+. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/agent_lib.sh"
+ag_need_fakerelay
+ag_setup
+# "plc" exists nowhere in the agent's config; a trap listener stands where
+# such a target could be, and "denied" is a service the relay refuses.
+TRAP_PORT=$(rt_free_port)
+rt_spawn trap "$AG_PY" "$AG_TOOLS/agent_peer.py" echo "$TRAP_PORT" "$T/trap.conns"
+rt_wait 10 "trap listener" rt_listening "$TRAP_PORT"
+ag_conf "$T/agent.conf" "service denied {
+	port = 9
+	target = \"127.0.0.1:$TRAP_PORT\"
+}"
+: >"$T/echo.conns"
+ag_fakerelay relay --hostile plc:502 --refuse denied
+ag_agent
+ag_wait_up 1 || rt_fail "agent did not come up"
+rt_wait_log 30 "$T/relay.log" 'HOSTILE' || rt_fail "hostile open got no answer"
+grep -q 'HOSTILE refused' "$T/relay.log" ||
+	rt_fail "agent accepted a channel for a service not in its config"
+[ -s "$T/trap.conns" ] && rt_fail "something was dialed for the hostile channel"
+[ -s "$T/echo.conns" ] && rt_fail "echo target dialed for the hostile channel"
+rt_ok "unknown service refused, nothing dialed"
+
+grep -q 'service denied (port 9) refused by the relay' "$T/agent.log" ||
+	rt_fail "relay refusal of a forward not logged"
+"$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$OP_PORT" 2 1000 10 ||
+	rt_fail "session unusable after a refused registration"
+rt_alive "$(rt_pid agent)" || rt_fail "agent exited"
+rt_pass
