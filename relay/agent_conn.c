@@ -302,13 +302,16 @@ agent_net_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 			return;
 		}
 		if (rc != 0) {
-			if (tls_peer_subject(a->tls, subject,
-			    sizeof(subject)) != 0)
-				rt_strlcpy(subject, "(no certificate)",
-				    sizeof(subject));
+			/* tls_error() names the certificate when it was one */
 			a->relay->st.agent_fail++;
-			agent_kill(a, "TLS handshake failed: %s (subject %s)",
-			    tls_error(a->tls), subject);
+			if (tls_peer_subject(a->tls, subject,
+			    sizeof(subject)) == 0)
+				agent_kill(a, "TLS handshake failed: %s "
+				    "(certificate %s)", tls_error(a->tls),
+				    subject);
+			else
+				agent_kill(a, "TLS handshake failed: %s",
+				    tls_error(a->tls));
 			return;
 		}
 		agent_tls_done(a);

@@ -34,6 +34,8 @@ tests_unit_relay_unit_LDADD = tests/unit/libunit.a $(RELAY_LIBS) $(CUNIT_LIBS)
 check_PROGRAMS += tests/tools/rt-echo
 tests_tools_rt_echo_SOURCES = tests/tools/rt-echo.c
 RELAY_IT = \
-	tests/integration/relay_basic.sh
+	tests/integration/relay_basic.sh \
+	tests/integration/relay_tls.sh \
+	tests/integration/relay_acl.sh
 TESTS += $(RELAY_IT)
 EXTRA_DIST += $(RELAY_IT) tests/integration/relay_common.sh
