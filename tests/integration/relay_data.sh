@@ -1,0 +1,94 @@
+#!/bin/bash
+# relay_data.sh - the data path and the agent's life cycle: 20 concurrent
+# channels through one agent and one ssh -L session, 512 KiB each way per
+# channel with sha256 compared; a second connection with the same agent id
+# replaces the first at once; keepalive declares a frozen agent dead within
+# interval x count (+ the 0.5 s tick); TERM stops the relay with exit 0.
+. "$top_srcdir/tests/integration/lib.sh"
+rt_setup
+rt_pki
+. "$top_srcdir/tests/integration/relay_common.sh"
+
+RELAY_KA=1s relay_write_conf "$T/relay.conf"
+relay_echo_start
+relay_start
+relay_agent agent gw-17 -R "echo:7:127.0.0.1:$ECHOPORT"
+rt_wait_log 20 "$T/relay.log" "agent gw-17: service echo:7 registered" ||
+	rt_fail "agent did not register"
+
+LP=$(rt_free_port)
+rt_spawn opL ssh -N $SSHOPTS -i "$PKI/alice_ed25519" -o IdentitiesOnly=yes \
+	-p "$RPORT" -L "127.0.0.1:$LP:echo.gw-17:7" alice@127.0.0.1
+rt_wait 15 "ssh -L port" rt_listening "$LP" || rt_fail "ssh -L not listening"
+
+python3 - "$LP" <<'PY' >"$T/many.out" 2>&1 || rt_fail "concurrent channels: $(tail -5 "$T/many.out")"
+import hashlib, os, socket, sys, threading
+port, N, SIZE = int(sys.argv[1]), 20, 512 * 1024
+res = {}
+def one(i):
+    data = os.urandom(SIZE)
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    got = []
+    def rd():
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got.append(d)
+    t = threading.Thread(target=rd); t.start()
+    s.sendall(data); s.shutdown(socket.SHUT_WR)
+    t.join(90)
+    back = b"".join(got)
+    res[i] = hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
+    if not res[i]:
+        print("channel", i, "got", len(back), "of", SIZE)
+ts = [threading.Thread(target=one, args=(i,)) for i in range(N)]
+for t in ts: t.start()
+for t in ts: t.join(120)
+ok = sum(1 for v in res.values() if v)
+print(ok, "of", N, "channels verified")
+sys.exit(0 if ok == N else 1)
+PY
+rt_ok "$(cat "$T/many.out")"
+n=$(python3 -c 'import json,sys
+print(sum(1 for l in open(sys.argv[1]) if json.loads(l).get("event") == "channel_close"
+          and json.loads(l)["bytes_to_agent"] == 524288 and json.loads(l)["bytes_from_agent"] == 524288))' "$T/audit.log")
+[ "$n" = 20 ] || rt_fail "audit: $n channel_close lines with 512 KiB each way, want 20"
+rt_ok "20 channel_close audit lines with the byte counts"
+
+# the same id again: the old connection goes at once
+relay_agent agent2 gw-17 -R "echo:7:127.0.0.1:$ECHOPORT"
+rt_wait_log 20 "$T/relay.log" "agent gw-17: up .*replacing the previous connection" ||
+	rt_fail "second connection did not replace the first"
+rt_wait 10 "first agent to be dropped" rt_dead "$(rt_pid agent)" ||
+	rt_fail "first agent connection still up"
+grep -q "agent gw-17: down (replaced by a new connection" "$T/relay.log" ||
+	rt_fail "replacement not logged"
+rt_wait_log 10 "$T/relay.log" "agent gw-17: service echo:7 registered.*" || true
+rt_wait 10 "echo via the new agent" sh -c \
+	"echo again | ssh $SSHOPTS -i $PKI/alice_ed25519 -o IdentitiesOnly=yes -p $RPORT -W echo.gw-17:7 alice@127.0.0.1 | grep -qx again" ||
+	rt_fail "no channel through the new connection"
+rt_ok "a new connection with the same id replaces the old one"
+
+# keepalive: an idle but healthy agent answers and stays (5 s = 5 intervals)
+end=$(( $(date +%s) + 5 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+	grep -q "down (no data" "$T/relay.log" && rt_fail "healthy idle agent declared dead"
+	sleep 0.2
+done
+rt_ok "healthy idle agent kept through 5 keepalive intervals"
+
+# keepalive: freeze the agent (its TLS link stays open but silent)
+ssh_pid=$(rt_pid agent2)
+t0=$(date +%s)
+kill -STOP "$ssh_pid"
+rt_wait_log 15 "$T/relay.log" "agent gw-17: down \(no data for [0-9]+ s \(keepalive\)\)" ||
+	{ kill -CONT "$ssh_pid"; rt_fail "frozen agent not declared dead"; }
+dt=$(( $(date +%s) - t0 ))
+kill -CONT "$ssh_pid"
+[ "$dt" -le 6 ] || rt_fail "dead agent found after ${dt}s, bound is 1s x 3 + tick"
+rt_ok "frozen agent declared dead after ~${dt}s (1s x 3)"
+
+rt_stop relay 10 >"$T/relay.status" || rt_fail "relay did not stop on TERM"
+[ "$(cat "$T/relay.status")" = 0 ] || rt_fail "relay exit status $(cat "$T/relay.status")"
+rt_pass
