@@ -552,6 +552,12 @@ agent_tick(struct agent *a, int64_t now)
 		return;
 	}
 	if (now - a->last_rx >= iv && now >= a->next_keepalive) {
+		/*
+		 * libssh keeps one keepalive outstanding: a call made after
+		 * the answer arrived only collects it. The second call then
+		 * sends the new one; while one is unanswered both are no-ops.
+		 */
+		ssh_send_keepalive(a->ss.s);
 		ssh_send_keepalive(a->ss.s);
 		a->next_keepalive = now + iv;
 		sshsess_sync(&a->ss);

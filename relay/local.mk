@@ -36,6 +36,7 @@ tests_tools_rt_echo_SOURCES = tests/tools/rt-echo.c
 RELAY_IT = \
 	tests/integration/relay_basic.sh \
 	tests/integration/relay_tls.sh \
-	tests/integration/relay_acl.sh
+	tests/integration/relay_acl.sh \
+	tests/integration/relay_data.sh
 TESTS += $(RELAY_IT)
 EXTRA_DIST += $(RELAY_IT) tests/integration/relay_common.sh

@@ -36,7 +36,7 @@ tls {
 agents {
 	services = {"*"}
 	keepalive_interval = "${RELAY_KA:-15s}"
-	keepalive_count = 3
+	keepalive_count = ${RELAY_KC:-3}
 }
 limits {
 	handshake_timeout = "${RELAY_HS:-10s}"
