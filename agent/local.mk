@@ -22,7 +22,8 @@ AGENT_ITESTS = \
 	tests/integration/agent_reconnect.sh \
 	tests/integration/agent_signals.sh \
 	tests/integration/agent_consent.sh \
-	tests/integration/agent_hostile.sh
+	tests/integration/agent_hostile.sh \
+	tests/integration/agent_relay.sh
 TESTS += $(AGENT_ITESTS)
 EXTRA_DIST += $(AGENT_ITESTS) tests/integration/agent_lib.sh \
 	tests/tools/agent_fakerelay.py tests/tools/agent_peer.py
