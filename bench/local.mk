@@ -13,4 +13,4 @@ EXTRA_DIST += bench/run.sh bench/peers.sh bench/README.md
 bench: bench/rtbench$(EXEEXT)
 	-$(MAKE) $(AM_MAKEFLAGS) relay/revtun-relay$(EXEEXT) agent/revtun-agent$(EXEEXT)
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
-	    $(SHELL) $(top_srcdir)/bench/run.sh
+	    bash $(top_srcdir)/bench/run.sh
