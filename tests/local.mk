@@ -29,3 +29,4 @@ include tests/integration/local.mk
 # target's NAME-replay program; with --enable-fuzzing, NAME-fuzz is the
 # libFuzzer binary: tests/fuzz/NAME-fuzz $(top_srcdir)/tests/fuzz/corpus/NAME
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/README.md
+include tests/fuzz/local.mk
