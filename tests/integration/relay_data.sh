@@ -1,7 +1,7 @@
 #!/bin/bash
 # relay_data.sh - the data path and the agent's life cycle: 20 concurrent
 # channels through one agent and one ssh -L session, 512 KiB each way per
-# channel with sha256 compared; a second connection with the same agent id
+# channel with sha256 compared, while both SSH legs re-key every 256 KiB; a second connection with the same agent id
 # replaces the first at once; keepalive declares a frozen agent dead within
 # interval x count (+ the 0.5 s tick); TERM stops the relay with exit 0.
 . "$top_srcdir/tests/integration/lib.sh"
@@ -12,13 +12,14 @@ rt_pki
 RELAY_KA=1s relay_write_conf "$T/relay.conf"
 relay_echo_start
 relay_start
-relay_agent agent gw-17 -R "echo:7:127.0.0.1:$ECHOPORT"
+# both SSH legs re-key every 256 KiB: no byte may be lost at a re-key
+relay_agent agent gw-17 -o RekeyLimit=256K -R "echo:7:127.0.0.1:$ECHOPORT"
 rt_wait_log 20 "$T/relay.log" "agent gw-17: service echo:7 registered" ||
 	rt_fail "agent did not register"
 
 LP=$(rt_free_port)
 rt_spawn opL ssh -N $SSHOPTS -i "$PKI/alice_ed25519" -o IdentitiesOnly=yes \
-	-p "$RPORT" -L "127.0.0.1:$LP:echo.gw-17:7" alice@127.0.0.1
+	-o RekeyLimit=256K -p "$RPORT" -L "127.0.0.1:$LP:echo.gw-17:7" alice@127.0.0.1
 rt_wait 15 "ssh -L port" rt_listening "$LP" || rt_fail "ssh -L not listening"
 
 python3 - "$LP" <<'PY' >"$T/many.out" 2>&1 || rt_fail "concurrent channels: $(tail -5 "$T/many.out")"
