@@ -8,7 +8,11 @@ rt_setup
 rt_pki
 . "$top_srcdir/tests/integration/relay_common.sh"
 
-relay_write_conf "$T/relay.conf"
+OPPORT=$(rt_free_port)
+HAVE6=0
+python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null && HAVE6=1
+[ $HAVE6 = 1 ] && RELAY_LISTEN_EXTRA=", \"[::1]:$RPORT\""
+RELAY_OP_LISTEN="\"127.0.0.1:$OPPORT\"" relay_write_conf "$T/relay.conf"
 "$RT_RELAY" -t -f "$T/relay.conf" || rt_fail "relay -t refused a good config"
 relay_echo_start
 relay_start
@@ -29,6 +33,22 @@ echo hello | relay_op alice_ed25519 alice -W gw-17.edge:7 >"$T/out2" ||
 	rt_fail "ssh -W gw-17.edge:7 failed"
 [ "$(cat "$T/out2")" = hello ] || rt_fail "gw-17.edge:7 echoed '$(cat "$T/out2")'"
 rt_ok "agent:port form with domain suffix"
+
+# IPv6 and the operator-only port
+if [ $HAVE6 = 1 ]; then
+	echo six | ssh $SSHOPTS -i "$PKI/alice_ed25519" -o IdentitiesOnly=yes \
+		-p "$RPORT" -W echo.gw-17:7 alice@::1 >"$T/out6" &&
+		[ "$(cat "$T/out6")" = six ] || rt_fail "operator over IPv6"
+	rt_ok "operator over IPv6"
+fi
+echo op | ssh $SSHOPTS -i "$PKI/alice_ed25519" -o IdentitiesOnly=yes \
+	-p "$OPPORT" -W echo.gw-17:7 alice@127.0.0.1 >"$T/outop" &&
+	[ "$(cat "$T/outop")" = op ] || rt_fail "operator-only port"
+timeout 10 openssl s_client -quiet -connect "127.0.0.1:$OPPORT" \
+	-cert "$PKI/gw-18.crt" -key "$PKI/gw-18.key" -CAfile "$PKI/ca.crt" \
+	</dev/null >"$T/sc-op.log" 2>&1
+grep -q "^SSH-" "$T/sc-op.log" && rt_fail "TLS accepted on the operator-only port"
+rt_ok "operator-only port: SSH yes, TLS no"
 
 relay_op alice_ed25519 alice agents >"$T/agents.out" || rt_fail "agents failed"
 grep -q '^gw-17 .*echo:7' "$T/agents.out" || rt_fail "agents: $(cat "$T/agents.out")"

@@ -21,7 +21,8 @@ relay_key_line() { cut -d' ' -f1,2 "$PKI/$1.pub"; }
 # alice may reach gw-17:echo and gw-17:ssh (and list gw-17), bob gw-18 only.
 relay_write_conf() {
 	cat >"$1" <<CONF
-listen = {"127.0.0.1:$RPORT"}
+listen = {"127.0.0.1:$RPORT"${RELAY_LISTEN_EXTRA:-}}
+operator_listen = {${RELAY_OP_LISTEN:-}}
 host_keys = {"$PKI/ssh_host_ed25519_key"}
 log_level = "info"
 audit_log = "$T/audit.log"
