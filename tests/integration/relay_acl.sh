@@ -1,5 +1,6 @@
 #!/bin/bash
-# relay_acl.sh - the ACL is checked on every channel open: in one ssh -L
+# relay_acl.sh - registrations outside agents.services or reusing a port are
+# refused with the session kept; the ACL is checked on every channel open: in one ssh -L
 # session a granted service works while a forbidden one is refused; a HUP
 # with a broken file changes nothing (relay up, error with file:line
 # logged, old ACL still in force); a good HUP changes the ACL for the
@@ -9,13 +10,23 @@ rt_setup
 rt_pki
 . "$top_srcdir/tests/integration/relay_common.sh"
 
+export RELAY_SERVICES='"echo", "ssh"'
 RELAY_ALICE_ALLOW='"gw-17:echo"' relay_write_conf "$T/relay.conf"
 relay_echo_start
 relay_start
+# plc is not in agents.services and dup reuses port 7: both refused, the
+# session stays up with echo and ssh
 relay_agent agent gw-17 -R "echo:7:127.0.0.1:$ECHOPORT" \
+	-R "plc:502:127.0.0.1:$ECHOPORT" -R "dup:7:127.0.0.1:$ECHOPORT" \
 	-R "ssh:22:127.0.0.1:$ECHOPORT"
 rt_wait_log 20 "$T/relay.log" "agent gw-17: service ssh:22 registered" ||
 	rt_fail "agent did not register"
+relay_audit_has forward_deny 'd["service"] == "plc" and "agents.services" in d["reason"]' ||
+	rt_fail "plc registration not refused"
+relay_audit_has forward_deny 'd["service"] == "dup" and "port" in d["reason"]' ||
+	rt_fail "duplicate port not refused"
+rt_alive "$(rt_pid agent)" || rt_fail "agent session dropped by a refused registration"
+rt_ok "registrations outside policy refused, session kept"
 
 LP1=$(rt_free_port)
 LP2=$(rt_free_port)

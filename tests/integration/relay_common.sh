@@ -35,7 +35,7 @@ tls {
 	min_version = "1.2"
 }
 agents {
-	services = {"*"}
+	services = {${RELAY_SERVICES:-"*"}}
 	keepalive_interval = "${RELAY_KA:-15s}"
 	keepalive_count = ${RELAY_KC:-3}
 }
