@@ -20,6 +20,9 @@ relay_key_line() { cut -d' ' -f1,2 "$PKI/$1.pub"; }
 # relay_write_conf FILE : a relay config on $RPORT, audit to $T/audit.log,
 # alice may reach gw-17:echo and gw-17:ssh (and list gw-17), bob gw-18 only.
 relay_write_conf() {
+	# defaults here: quotes inside ${x:-"..."} vanish in a here-document
+	_svc=${RELAY_SERVICES:-'"*"'}
+	_allow=${RELAY_ALICE_ALLOW:-'"gw-17:echo", "gw-17:ssh"'}
 	cat >"$1" <<CONF
 listen = {"127.0.0.1:$RPORT"${RELAY_LISTEN_EXTRA:-}}
 operator_listen = {${RELAY_OP_LISTEN:-}}
@@ -35,7 +38,7 @@ tls {
 	min_version = "1.2"
 }
 agents {
-	services = {${RELAY_SERVICES:-"*"}}
+	services = {$_svc}
 	keepalive_interval = "${RELAY_KA:-15s}"
 	keepalive_count = ${RELAY_KC:-3}
 }
@@ -45,7 +48,7 @@ limits {
 }
 operator alice {
 	keys = {"$(relay_key_line alice_ed25519)"}
-	allow = {${RELAY_ALICE_ALLOW:-"gw-17:echo", "gw-17:ssh"}}
+	allow = {$_allow}
 	rights = {"gw-17:read"}
 }
 operator bob {
