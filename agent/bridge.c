@@ -447,6 +447,13 @@ chan_service(struct chan *c, struct sshc *s)
 	chan_to_relay(c, s);
 	if (c->state != CH_OPEN)
 		return;
+	/* After the relay's EOF, a CLOSE from it ends the channel even if
+	 * the target ignores our half-close and keeps its side open. */
+	if (c->chan_eof && buf_len(c->to_target) == 0 &&
+	    libssh2_channel_wait_closed(c->ch) == 0) {
+		chan_close(c, "relay closed the channel");
+		return;
+	}
 	if (c->target_eof && buf_len(c->from_target) == 0 && !c->eof_sent) {
 		r = libssh2_channel_send_eof(c->ch);
 		if (r == 0)

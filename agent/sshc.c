@@ -222,7 +222,6 @@ sshc_new(struct agent *a, struct tls_conn *tls, int fd, const char *relay,
 	libssh2_session_callback_set(s->ss, LIBSSH2_CALLBACK_RECV,
 	    (void *)sshc_recv_cb);
 	libssh2_session_set_blocking(s->ss, 0);
-	fwd_load(s);
 	*out = s;
 	return 0;
  fail:
@@ -451,6 +450,7 @@ step_auth(struct sshc *s)
 	    s->relay, methods);
  up:
 	s->state = S_UP;
+	fwd_load(s);	/* the services of the config current now */
 	s->last_rx_ms = rt_mono_ms();
 	libssh2_keepalive_config(s->ss, 1,
 	    (unsigned int)RT_MAX(1, (s->a->cfg->keepalive_interval_ms + 999) /
@@ -495,7 +495,8 @@ sshc_pump(struct sshc *s)
 unsigned int
 sshc_want(const struct sshc *s)
 {
-	unsigned int ev = LOOP_READ;
+	/* While disconnecting nothing reads the session any more. */
+	unsigned int ev = s->state == S_DISCONNECTING ? 0 : LOOP_READ;
 
 	if (buf_len(s->to_relay) > 0 || (tls_want(s->tls) & TLS_WANT_WRITE))
 		ev |= LOOP_WRITE;

@@ -14,6 +14,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,6 +56,7 @@ static const char *const ustate_names[] = {
 };
 
 #define PROXY_RESP_MAX 4096
+#define UPLINK_NOTSENT_LOWAT (128 * 1024)
 
 /* Optional string options are "" (or NULL) when unset. */
 #define STR_SET(s) ((s) != NULL && (s)[0] != '\0')
@@ -169,7 +173,8 @@ teardown(struct uplink *u, const char *why)
 		log_warn("relay %s: connection lost after %lld s: %s",
 		    u->relay, (long long)((rt_mono_ms() - u->up_since_ms) /
 		    1000), why);
-	else if (u->state != U_IDLE && u->state != U_WAIT) {
+	else if (u->state != U_IDLE && u->state != U_WAIT &&
+	    u->state != U_CLOSING) {
 		u->a->stats.connect_failures++;
 		log_warn_rl(&u->fail_rl, "relay %s: %s", u->relay, why);
 	}
@@ -405,7 +410,7 @@ dialed(int fd, int err, const char *msg, void *arg)
 {
 	struct uplink *u = arg;
 	const struct agent_config *cfg = u->a->cfg;
-	int ka_s;
+	int ka_s, lowat;
 
 	u->nc = NULL;
 	if (fd < 0) {
@@ -421,6 +426,11 @@ dialed(int fd, int err, const char *msg, void *arg)
 	if (cfg->tcp_user_timeout_ms > 0)
 		net_set_user_timeout(fd, (unsigned int)cfg->tcp_user_timeout_ms);
 	net_set_nodelay(fd);
+	/* Keep the kernel's unsent queue short so an interactive packet is
+	 * not stuck behind megabytes of bulk data already handed over;
+	 * to_relay (bounded by its high-water mark) holds the rest. */
+	lowat = UPLINK_NOTSENT_LOWAT;
+	setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 	if (loop_watch_add(u->a->loop, fd, LOOP_READ, uplink_io, u,
 	    &u->w) < 0) {
 		uplink_fail(u, "cannot watch socket: %s", strerror(errno));
