@@ -3,7 +3,8 @@
 # channels through one agent and one ssh -L session, 512 KiB each way per
 # channel with sha256 compared, while both SSH legs re-key every 256 KiB; a second connection with the same agent id
 # replaces the first at once; keepalive declares a frozen agent dead within
-# interval x count (+ the 0.5 s tick); TERM stops the relay with exit 0.
+# interval x count (+ the 0.5 s tick); TERM waits for open channels up to
+# shutdown_timeout, then exits 0.
 . "$top_srcdir/tests/integration/lib.sh"
 rt_setup
 rt_pki
@@ -90,6 +91,28 @@ kill -CONT "$ssh_pid"
 [ "$dt" -le 6 ] || rt_fail "dead agent found after ${dt}s, bound is 1s x 3 + tick"
 rt_ok "frozen agent declared dead after ~${dt}s (1s x 3)"
 
-rt_stop relay 10 >"$T/relay.status" || rt_fail "relay did not stop on TERM"
-[ "$(cat "$T/relay.status")" = 0 ] || rt_fail "relay exit status $(cat "$T/relay.status")"
+# TERM with a channel open: the relay keeps it until shutdown_timeout (5 s)
+kill -CONT "$ssh_pid" 2>/dev/null
+relay_agent agent3 gw-17 -R "echo:7:127.0.0.1:$ECHOPORT"
+rt_wait 20 "agent back" sh -c "grep -c 'service echo:7 registered' '$T/relay.log' | grep -qx 3" ||
+	rt_fail "agent did not come back"
+rt_spawn holder python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"x"); s.recv(1); print("holding", flush=True); time.sleep(60)' "$LP"
+rt_wait 10 "held channel" grep -q holding "$T/holder.log" || rt_fail "no held channel"
+t0=$(date +%s)
+kill -TERM "$(rt_pid relay)"
+rt_wait_log 5 "$T/relay.log" "stopping; waiting up to 5000 ms for 1 open channels" ||
+	rt_fail "TERM: open channel not waited for"
+rt_alive "$(rt_pid relay)" || rt_fail "relay did not wait for the open channel"
+rt_wait 10 "relay to exit" rt_dead "$(rt_pid relay)" ||
+	rt_fail "relay did not stop within shutdown_timeout"
+dt=$(( $(date +%s) - t0 ))
+wait "$(rt_pid relay)"; st=$?
+[ "$st" = 0 ] || rt_fail "relay exit status $st"
+[ "$dt" -ge 4 ] && [ "$dt" -le 10 ] || rt_fail "stopped after ${dt}s, shutdown_timeout is 5s"
+relay_audit_has channel_close 'd["reason"] == "relay stopping"' ||
+	rt_fail "held channel not audited as closed by the stop"
+rt_ok "TERM waits for open channels up to shutdown_timeout (${dt}s), exit 0"
 rt_pass
