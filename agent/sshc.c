@@ -155,9 +155,8 @@ sshc_ka_tick(struct loop *loop, void *arg)
 	limit = cfg->keepalive_interval_ms * (int64_t)cfg->keepalive_count;
 	silent = rt_mono_ms() - s->last_rx_ms;
 	if (limit > 0 && silent > limit) {
-		uplink_fail(s->a->uplink, "relay %s silent for %lld ms "
-		    "(keepalive %lld ms x %u): dead", s->relay,
-		    (long long)silent, (long long)cfg->keepalive_interval_ms,
+		uplink_fail(s->a->uplink, "silent for %lld ms (keepalive "
+		    "%lld ms x %u): dead", (long long)silent, (long long)cfg->keepalive_interval_ms,
 		    cfg->keepalive_count);
 		return;
 	}
@@ -327,7 +326,7 @@ fwd_step(struct sshc *s)
 		}
 		s->fwd_busy = -1;
 		if (s->io_failed)
-			return sshc_fail(s, RT_ERR_SSH, "%s", s->err);
+			return sshc_fail(s, RT_ERR_SSH, "I/O failure");
 		f->refused = 1;
 		log_warn("relay %s: service %s (port %d) refused by the "
 		    "relay: %s", s->relay, f->name, f->port, ssh_errmsg(s));
@@ -360,8 +359,8 @@ fwd_step(struct sshc *s)
 	/* Without a listener nothing would read the session (libssh2 has
 	 * no plain "process input" call) and the relay is of no use. */
 	if (pending == 0 && active == 0)
-		return sshc_fail(s, RT_ERR_REFUSED, "relay %s accepted none "
-		    "of this agent's services", s->relay);
+		return sshc_fail(s, RT_ERR_REFUSED, "the relay accepted none "
+		    "of this agent's services");
 	return 0;
 }
 
@@ -398,8 +397,8 @@ flush_to_relay(struct sshc *s)
 		}
 		if (n == RT_ERR_AGAIN)
 			return 0;
-		return sshc_fail(s, n, "TLS write to relay %s: %s", s->relay,
-		    n == RT_ERR_SYS ? strerror(errno) : tls_error(s->tls));
+		return sshc_fail(s, n, "TLS write: %s", n == RT_ERR_SYS ?
+		    strerror(errno) : tls_error(s->tls));
 	}
 	buf_shrink(s->to_relay);
 	return 0;
@@ -415,13 +414,13 @@ step_handshake(struct sshc *s)
 	if (r == LIBSSH2_ERROR_EAGAIN)
 		return 0;
 	if (r < 0)
-		return sshc_fail(s, RT_ERR_SSH, "SSH handshake with relay %s: "
-		    "%s", s->relay, s->io_failed ? s->err : ssh_errmsg(s));
+		return sshc_fail(s, RT_ERR_SSH, "SSH handshake: %s",
+		    s->io_failed ? s->err : ssh_errmsg(s));
 	hostkey_fp(s);
 	if (cfg->ssh_host_key_fp != NULL && cfg->ssh_host_key_fp[0] != '\0' &&
 	    !pin_matches(cfg->ssh_host_key_fp, s->hostkey_fp))
-		return sshc_fail(s, RT_ERR_VERIFY, "relay %s: SSH host key %s "
-		    "does not match the pinned %s", s->relay, s->hostkey_fp,
+		return sshc_fail(s, RT_ERR_VERIFY, "SSH host key %s does not "
+		    "match the pinned %s", s->hostkey_fp,
 		    cfg->ssh_host_key_fp);
 	log_debug("relay %s: SSH host key %s", s->relay, s->hostkey_fp);
 	s->state = S_AUTH;
@@ -442,12 +441,12 @@ step_auth(struct sshc *s)
 			goto up;
 		if (libssh2_session_last_errno(s->ss) == LIBSSH2_ERROR_EAGAIN)
 			return 0;
-		return sshc_fail(s, RT_ERR_SSH, "SSH auth with relay %s: %s",
-		    s->relay, s->io_failed ? s->err : ssh_errmsg(s));
+		return sshc_fail(s, RT_ERR_SSH, "SSH auth: %s",
+		    s->io_failed ? s->err : ssh_errmsg(s));
 	}
-	return sshc_fail(s, RT_ERR_REFUSED, "relay %s refused SSH auth "
-	    "\"none\" (offers %.64s): is this agent's certificate accepted?",
-	    s->relay, methods);
+	return sshc_fail(s, RT_ERR_REFUSED, "SSH auth \"none\" refused "
+	    "(relay offers %.64s): is this agent's certificate accepted?",
+	    methods);
  up:
 	s->state = S_UP;
 	fwd_load(s);	/* the services of the config current now */
@@ -477,14 +476,14 @@ sshc_pump(struct sshc *s)
 		if ((r = fwd_step(s)) < 0)
 			return r;
 		if ((r = accept_all(s)) < 0)
-			return sshc_fail(s, r, "%s", s->err);
+			return sshc_fail(s, r, "I/O failure");
 	}
 	if (s->state == S_UP || s->state == S_DISCONNECTING) {
 		if ((r = bridge_pump(s->bridge, s)) < 0)
-			return sshc_fail(s, r, "relay %s misbehaves", s->relay);
+			return sshc_fail(s, r, "relay misbehaves");
 	}
 	if (s->io_failed)
-		return sshc_fail(s, RT_ERR_SSH, "%s", s->err);
+		return sshc_fail(s, RT_ERR_SSH, "I/O failure");
 	if ((r = flush_to_relay(s)) < 0)
 		return r;
 	if (tls_pending(s->tls) > 0)

@@ -11,6 +11,8 @@
 #                               fewer than 2 rounds per second happened
 #   stream PORT SIZE            sends SIZE bytes, reads the echo, no check
 #                               (a bulk load for other tests)
+#   proxy PORT LOG              HTTP CONNECT proxy on 127.0.0.1:PORT; logs
+#                               each request line to LOG
 #   hold PORT FILE              connects, does one round trip, writes "up"
 #                               to FILE, then does a round trip whenever
 #                               FILE is rewritten to "ping", answering
@@ -193,6 +195,61 @@ def hold(port, path):
     return 0
 
 
+def splice(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+        b.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def proxy(port, log):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(64)
+
+    def serve(c):
+        hdr = b""
+        while b"\r\n\r\n" not in hdr and len(hdr) < 8192:
+            x = c.recv(1)
+            if not x:
+                c.close()
+                return
+            hdr += x
+        line = hdr.split(b"\r\n")[0].decode("latin-1")
+        with open(log, "a") as f:
+            f.write(line + "\n")
+        parts = line.split()
+        if len(parts) != 3 or parts[0] != "CONNECT":
+            c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+            c.close()
+            return
+        host, p = parts[1].rsplit(":", 1)
+        try:
+            u = socket.create_connection((host.strip("[]"), int(p)), 10)
+            u.settimeout(None)
+        except OSError:
+            c.sendall(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+            c.close()
+            return
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        t = threading.Thread(target=splice, args=(c, u), daemon=True)
+        t.start()
+        splice(u, c)
+        t.join()
+        c.close()
+        u.close()
+
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -206,6 +263,8 @@ def main():
         sys.exit(pingpong(int(a[1]), int(a[2]), int(a[3])))
     elif a[0] == "stream":
         sys.exit(stream(int(a[1]), int(a[2])))
+    elif a[0] == "proxy":
+        proxy(int(a[1]), a[2])
     elif a[0] == "hold":
         sys.exit(hold(int(a[1]), a[2]))
     sys.exit(64)
