@@ -86,6 +86,12 @@ main(int argc, char **argv)
 		return EX_CONFIG_;
 	}
 	if (test) {
+		rc = relay_check(cfg, err, sizeof(err));
+		if (rc != 0) {
+			fprintf(stderr, "%s: %s\n", path, err);
+			relay_config_free(cfg);
+			return EX_CONFIG_;
+		}
 		fprintf(stderr, "%s: configuration OK\n", path);
 		relay_config_free(cfg);
 		return EX_OK_;

@@ -375,6 +375,29 @@ relay_signal(struct loop *loop, int signo, void *arg)
 }
 
 int
+relay_check(const struct relay_config *cfg, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = NULL;
+	ssh_key key = NULL;
+	size_t i;
+
+	if (tls_ctx_from(cfg, &ctx, err, errlen) != 0)
+		return RT_ERR_CONFIG;
+	tls_ctx_free(ctx);
+	for (i = 0; i < cfg->nhost_keys; i++) {
+		if (ssh_pki_import_privkey_file(cfg->host_keys[i], NULL, NULL,
+		    NULL, &key) != SSH_OK) {
+			snprintf(err, errlen, "host key %s: not a readable "
+			    "private key", cfg->host_keys[i]);
+			return RT_ERR_CONFIG;
+		}
+		ssh_key_free(key);
+		key = NULL;
+	}
+	return 0;
+}
+
+int
 relay_new(struct relay_config *cfg, const char *cfg_path, struct relay **out,
 	  char *err, size_t errlen)
 {
@@ -436,6 +459,9 @@ relay_new(struct relay_config *cfg, const char *cfg_path, struct relay **out,
 		snprintf(err, errlen, "timer: out of memory");
 		goto fail;
 	}
+	if (cfg->user != NULL && cfg->user[0] != '\0')
+		log_warn("user \"%s\": dropping privileges is not implemented "
+		    "yet; running as uid %u", cfg->user, (unsigned)getuid());
 	if (acl_glob_count(cfg->acl) > 0)
 		log_warn("ACL uses %u glob patterns (acl_allow_glob is on): "
 		    "every matching agent and service is reachable",

@@ -275,6 +275,13 @@ struct relay {
 int relay_new(struct relay_config *cfg, const char *cfg_path,
 	      struct relay **out, char *err, size_t errlen);
 
+/*
+ * What -t checks beyond the config file itself: the TLS material loads
+ * (CA, certificate, key, CRL) and every host key is a readable private
+ * key. Returns 0, or RT_ERR_CONFIG with err naming the file and reason.
+ */
+int relay_check(const struct relay_config *cfg, char *err, size_t errlen);
+
 /* Runs the loop until TERM/INT and the graceful stop are done. Returns 0
  * or RT_ERR_SYS if the loop failed. */
 int relay_run(struct relay *r);

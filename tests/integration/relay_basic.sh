@@ -14,6 +14,11 @@ python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)
 [ $HAVE6 = 1 ] && RELAY_LISTEN_EXTRA=", \"[::1]:$RPORT\""
 RELAY_OP_LISTEN="\"127.0.0.1:$OPPORT\"" relay_write_conf "$T/relay.conf"
 "$RT_RELAY" -t -f "$T/relay.conf" || rt_fail "relay -t refused a good config"
+sed "s#$PKI/relay.key#$PKI/gw-17.key#" "$T/relay.conf" >"$T/bad.conf"
+"$RT_RELAY" -t -f "$T/bad.conf" 2>"$T/bad.out"; st=$?
+[ $st = 78 ] || rt_fail "-t with a mismatched TLS key: exit $st, want 78"
+grep -q "gw-17.key.*mismatch" "$T/bad.out" || rt_fail "-t: $(cat "$T/bad.out")"
+rt_ok "-t: good config 0, mismatched key 78 with the file named"
 relay_echo_start
 relay_start
 relay_agent agent gw-17 -R "echo:7:127.0.0.1:$ECHOPORT"
