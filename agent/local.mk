@@ -24,7 +24,8 @@ AGENT_ITESTS = \
 	tests/integration/agent_consent.sh \
 	tests/integration/agent_hostile.sh \
 	tests/integration/agent_relay.sh \
-	tests/integration/agent_uplink.sh
+	tests/integration/agent_uplink.sh \
+	tests/integration/agent_limits.sh
 TESTS += $(AGENT_ITESTS)
 EXTRA_DIST += $(AGENT_ITESTS) tests/integration/agent_lib.sh \
 	tests/tools/agent_fakerelay.py tests/tools/agent_peer.py

@@ -13,6 +13,8 @@
 #                               (a bulk load for other tests)
 #   proxy PORT LOG              HTTP CONNECT proxy on 127.0.0.1:PORT; logs
 #                               each request line to LOG
+#   blackhole PORT              a listener whose accept queue is kept full,
+#                               so new connects to it hang (SYN dropped)
 #   hold PORT FILE              connects, does one round trip, writes "up"
 #                               to FILE, then does a round trip whenever
 #                               FILE is rewritten to "ping", answering
@@ -250,6 +252,23 @@ def proxy(port, log):
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 
 
+def blackhole(port):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(0)
+    fillers = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(c)
+    time.sleep(3600)
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -263,6 +282,8 @@ def main():
         sys.exit(pingpong(int(a[1]), int(a[2]), int(a[3])))
     elif a[0] == "stream":
         sys.exit(stream(int(a[1]), int(a[2])))
+    elif a[0] == "blackhole":
+        blackhole(int(a[1]))
     elif a[0] == "proxy":
         proxy(int(a[1]), a[2])
     elif a[0] == "hold":
