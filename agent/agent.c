@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "agent.h"
 #include "agent_config.h"
@@ -306,7 +307,7 @@ agent_run(struct agent *a)
 		uplink_start(a->uplink);
 	if ((r = loop_run(a->loop)) < 0) {
 		log_err("event loop failed: %s", rt_strerror_errno(r));
-		return 71;	/* EX_OSERR */
+		return EX_OSERR;
 	}
 	log_info("revtun-agent stopped");
 	return a->exit_code;

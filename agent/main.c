@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <libssh2.h>
@@ -22,11 +23,6 @@
 #include "agent_config.h"
 #include "err.h"
 #include "log.h"
-
-#define EX_OK_		0
-#define EX_USAGE_	64
-#define EX_OSERR_	71
-#define EX_CONFIG_	78
 
 static void
 usage(FILE *f)
@@ -64,18 +60,18 @@ main(int argc, char **argv)
 			printf("revtun-agent %s (libssh2 %s, %s)\n",
 			    PACKAGE_VERSION, LIBSSH2_VERSION,
 			    OPENSSL_VERSION_TEXT);
-			return EX_OK_;
+			return EX_OK;
 		case 'h':
 			usage(stdout);
-			return EX_OK_;
+			return EX_OK;
 		default:
 			usage(stderr);
-			return EX_USAGE_;
+			return EX_USAGE;
 		}
 	}
 	if (optind != argc) {
 		usage(stderr);
-		return EX_USAGE_;
+		return EX_USAGE;
 	}
 
 	log_init("revtun-agent", 0, debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
@@ -89,13 +85,13 @@ main(int argc, char **argv)
 			    errs.dropped);
 		fprintf(stderr, "revtun-agent: %s: %s\n", path,
 		    rt_strerror(r));
-		return EX_CONFIG_;
+		return EX_CONFIG;
 	}
 	if (test) {
 		printf("%s: configuration OK (%zu relay(s), %zu service(s))\n",
 		    path, cfg->nrelays, cfg->nservices);
 		agent_config_free(cfg);
-		return EX_OK_;
+		return EX_OK;
 	}
 	log_init(NULL, cfg->log_syslog, debug ? LOG_LVL_DEBUG :
 	    (enum log_level)cfg->log_level);
@@ -103,11 +99,11 @@ main(int argc, char **argv)
 	if (libssh2_init(0) != 0) {
 		log_err("libssh2_init failed");
 		agent_config_free(cfg);
-		return EX_OSERR_;
+		return EX_OSERR;
 	}
 	if ((r = agent_new(path, cfg, debug, &a)) < 0) {
 		libssh2_exit();
-		return EX_OSERR_;
+		return EX_OSERR;
 	}
 	r = agent_run(a);
 	agent_free(a);

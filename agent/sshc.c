@@ -163,8 +163,12 @@ sshc_ka_tick(struct loop *loop, void *arg)
 	if (libssh2_keepalive_send(s->ss, &next) < 0 && !s->io_failed)
 		log_debug("relay %s: keepalive: %s", s->relay,
 		    ssh_errmsg(s));
-	loop_timer_add(s->a->loop, RT_MIN(cfg->keepalive_interval_ms, 1000),
-	    sshc_ka_tick, s, &s->ka_timer);
+	if (loop_timer_add(s->a->loop, RT_MIN(cfg->keepalive_interval_ms,
+	    1000), sshc_ka_tick, s, &s->ka_timer) < 0) {
+		uplink_fail(s->a->uplink, "out of memory for the keepalive "
+		    "timer");
+		return;
+	}
 	agent_kick(s->a);
 }
 
@@ -571,9 +575,12 @@ sshc_disconnect(struct sshc *s, const char *why)
 	if (s->state == S_FAILED || s->state == S_DISCONNECTING)
 		return;
 	bridge_close_service(s->bridge, NULL, why);
-	if (s->state == S_UP)
+	if (s->state == S_UP) {
 		bridge_pump(s->bridge, s);	/* queue the CLOSE messages */
-	libssh2_session_disconnect(s->ss, why);
+		libssh2_session_disconnect(s->ss, why);
+	}
+	/* Before authentication there is nothing to say goodbye to: the
+	 * key exchange may not even be complete. */
 	s->state = S_DISCONNECTING;
 	agent_kick(s->a);
 }
