@@ -223,6 +223,13 @@ agent_pump(struct agent *a)
 	agent_sync(a);
 }
 
+static void
+sock_bufs(int fd, int bytes)
+{
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
+
 static int
 id_allowed(const struct relay_config *cfg, const char *id)
 {
@@ -267,6 +274,10 @@ agent_tls_done(struct agent *a)
 		agent_kill(a, "socketpair: %s", strerror(errno));
 		return;
 	}
+	/* small kernel queues between TLS and libssh: backpressure reaches
+	 * the channels instead of piling up behind an interactive byte */
+	sock_bufs(sp[0], AGENT_PUMP_BUF);
+	sock_bufs(sp[1], AGENT_PUMP_BUF);
 	a->pump_fd = sp[1];
 	if ((a->to_ssh = buf_new(AGENT_PUMP_BUF)) == NULL ||
 	    (a->to_tls = buf_new(AGENT_PUMP_BUF)) == NULL ||

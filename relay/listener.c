@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -65,7 +66,7 @@ listener_accept(struct loop *loop, int lfd, unsigned int ev, void *arg)
 	struct pconn *pc;
 	char src[NET_ADDRSTRLEN], host[NET_ADDRSTRLEN];
 	const char *why;
-	int fd, i;
+	int fd, i, lowat;
 
 	for (i = 0; i < ACCEPT_BURST; i++) {
 		slen = sizeof(ss);
@@ -101,6 +102,15 @@ listener_accept(struct loop *loop, int lfd, unsigned int ev, void *arg)
 			close(fd);
 			continue;
 		}
+		/*
+		 * Keep at most RELAY_NOTSENT_LOWAT unsent bytes in the kernel
+		 * (autotuning stays on for bytes in flight): a deep send queue
+		 * would hold an interactive byte behind a bulk transfer.
+		 */
+		lowat = RELAY_NOTSENT_LOWAT;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
+		    sizeof(lowat));
+		(void)net_set_nodelay(fd);
 		pc->relay = r;
 		pc->fd = fd;
 		pc->op_only = l->op_only;

@@ -164,6 +164,16 @@ relay_pump(struct loop *loop, void *arg)
 	r->pump_scheduled = 0;
 	TAILQ_FOREACH(b, &r->bridges, link)
 		again |= bridge_service(b);
+	/*
+	 * A session whose socket backs up takes no more channel data this
+	 * round, so whoever comes first wins it: rotate who comes first, or
+	 * one bulk channel would starve the rest on the same session.
+	 */
+	if ((b = TAILQ_FIRST(&r->bridges)) != NULL &&
+	    TAILQ_NEXT(b, link) != NULL) {
+		TAILQ_REMOVE(&r->bridges, b, link);
+		TAILQ_INSERT_TAIL(&r->bridges, b, link);
+	}
 	TAILQ_FOREACH(op, &r->operators, link) {
 		TAILQ_FOREACH(x, &op->execs, link)
 			again |= operator_exec_service(x);

@@ -51,6 +51,7 @@ struct tls_conn;
 #define RELAY_ID_MAX 64			/* agent ids, service and operator names */
 #define RELAY_MAX_LISTEN_FDS (2 * RELAY_MAX_LISTEN * 2)
 #define AGENT_PUMP_BUF (64 * 1024)	/* TLS <-> socketpair, each way */
+#define RELAY_NOTSENT_LOWAT (128 * 1024) /* unsent bytes per TCP socket */
 #define BRIDGE_QUOTA (64 * 1024)	/* bytes per channel per direction per pump round */
 #define EXEC_OUT_MAX (256 * 1024)	/* output of one exec command */
 #define RELAY_TICK_MS 500		/* deadline checks */
