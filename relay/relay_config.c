@@ -737,7 +737,10 @@ load_keys_file(struct build *b, cfg_t *sec, struct relay_operator *op,
 		    "is not an absolute path", op->name, path);
 		return;
 	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+	/* O_NONBLOCK so a FIFO cannot hang a (re)load before fstat()
+	 * refuses it; reads of a regular file ignore it. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK)) < 0) {
 		OPT_ERR(b, sec, "keys_file", "operator %s: keys_file %s: %s",
 		    op->name, path, strerror(errno));
 		return;

@@ -5,9 +5,10 @@
  * The loader checks the files a config names, so on its first call the
  * target makes a fixture directory (mkdtemp, removed at exit) holding
  * ca.pem, cert.pem, crl.pem, key.pem (0600), host_key (an ed25519 key made
- * for this target only, 0600) and keys (an authorized_keys file, 0600);
- * every "@D" in the input is replaced by that directory, so corpus inputs
- * can load successfully. The input is cut at its first NUL.
+ * for this target only, 0600), keys (an authorized_keys file, 0600) and
+ * fifo (a named pipe, 0600: naming it must not hang the loader); every
+ * "@D" in the input is replaced by that directory, so corpus inputs can
+ * load successfully. The input is cut at its first NUL.
  *
  * Invariants (abort on violation): a failure is RT_ERR_CONFIG, RT_ERR_SYS
  * or RT_ERR_NOMEM with *out NULL and at least one bounded message; a
@@ -72,6 +73,8 @@ fixture_remove(void)
 		    fixtures[i].name);
 		unlink(path);
 	}
+	snprintf(path, sizeof(path), "%s/fifo", fixture_dir);
+	unlink(path);
 	rmdir(fixture_dir);
 }
 
@@ -93,6 +96,9 @@ fixture_make(void)
 		    chmod(path, fixtures[i].mode) != 0)
 			abort();
 	}
+	snprintf(path, sizeof(path), "%s/fifo", fixture_dir);
+	if (mkfifo(path, 0600) != 0)
+		abort();
 }
 
 /* The input up to its first NUL with every "@D" replaced by the fixture
