@@ -69,13 +69,16 @@ static int
 take_data(struct bridge *b, struct buf *carry, int *backlog, void *data,
 	  uint32_t len, int is_stderr)
 {
+	size_t room;
 	ssize_t n;
 
 	if (is_stderr)
 		return (int)len;	/* not used by tcpip channels: drop */
 	if (b->state == BRIDGE_DEAD)
 		return (int)len;
-	n = buf_append_some(carry, data, len);
+	/* callbacks fill only the soft part; dir_pull() owns the rest */
+	room = buf_len(carry) < b->soft ? b->soft - buf_len(carry) : 0;
+	n = buf_append_some(carry, data, RT_MIN((size_t)len, room));
 	if (n < 0)
 		n = 0;
 	*backlog = (size_t)n < len;
@@ -160,7 +163,7 @@ bridge_open(struct opconn *op, struct agent *ag, const struct agent_svc *svc,
 {
 	struct relay *r = op->relay;
 	struct bridge *b;
-	size_t lim = (size_t)r->cfg->channel_buffer;
+	size_t lim = (size_t)r->cfg->channel_buffer + BRIDGE_PULL_ROOM;
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		goto nomem;
@@ -177,6 +180,7 @@ bridge_open(struct opconn *op, struct agent *ag, const struct agent_svc *svc,
 	rt_strlcpy(b->service, svc->name, sizeof(b->service));
 	rt_strlcpy(b->rule, rule, sizeof(b->rule));
 	b->port = svc->port;
+	b->soft = (size_t)r->cfg->channel_buffer;
 	if ((b->to_agent = buf_new(lim)) == NULL ||
 	    (b->to_op = buf_new(lim)) == NULL ||
 	    (b->ag_ch = ssh_channel_new(ag->ss.s)) == NULL) {
@@ -394,20 +398,27 @@ dir_flush(struct bridge *b, struct bdir *d, size_t *quota)
 	return (ssize_t)moved;
 }
 
-/* Pulls bytes libssh kept for src (its callback found the carry full). */
+/*
+ * Pulls the bytes libssh kept for src because its callback found the carry
+ * full. Once the sender used up its window no packet, hence no callback,
+ * comes for this channel again, so the carry must fetch them. libssh 0.10
+ * re-opens the whole receive window on any ssh_channel_read() (whatever it
+ * still buffers), so partial reads would let its buffer grow without
+ * bound; reading everything at once keeps it at most one window. Hence
+ * the carry's hard limit: channel_buffer for callbacks plus
+ * BRIDGE_PULL_ROOM (more than libssh's largest buffered window) for this.
+ */
 static ssize_t
 dir_pull(struct bridge *b, struct bdir *d, size_t *quota)
 {
 	uint8_t tmp[BRIDGE_CHUNK];
-	size_t room, want;
+	size_t total = 0, want;
 	int avail, n;
 
-	if (!*d->backlog || d->src == NULL || *quota == 0)
-		return 0;
-	if ((room = buf_room(d->carry)) == 0)
+	if (!*d->backlog || d->src == NULL)
 		return 0;
 	/* with bytes buffered this does not read the socket, so no callback
-	 * runs between here and the read below */
+	 * runs between here and the reads below */
 	avail = ssh_channel_poll(d->src, 0);
 	if (avail == SSH_ERROR)
 		return -1;
@@ -415,21 +426,23 @@ dir_pull(struct bridge *b, struct bdir *d, size_t *quota)
 		*d->backlog = 0;
 		return 0;
 	}
-	room = buf_room(d->carry);
-	want = RT_MIN(RT_MIN(room, (size_t)avail), RT_MIN(*quota, sizeof(tmp)));
-	if (want == 0)
-		return 0;
-	n = ssh_channel_read_nonblocking(d->src, tmp, (uint32_t)want, 0);
-	if (n == SSH_ERROR)
-		return -1;
-	if (n <= 0)
-		return 0;
-	if (buf_append(d->carry, tmp, (size_t)n) != 0)
-		return -1;	/* cannot happen: n <= room */
-	*quota -= (size_t)n;
-	if ((size_t)n == (size_t)avail)
+	if ((size_t)avail > buf_room(d->carry))
+		return 0;	/* wait until all of it fits */
+	while (total < (size_t)avail) {
+		want = RT_MIN((size_t)avail - total, sizeof(tmp));
+		n = ssh_channel_read_nonblocking(d->src, tmp, (uint32_t)want, 0);
+		if (n == SSH_ERROR)
+			return -1;
+		if (n <= 0)
+			break;
+		if (buf_append(d->carry, tmp, (size_t)n) != 0)
+			return -1;	/* cannot happen: avail fitted */
+		total += (size_t)n;
+	}
+	*quota -= RT_MIN(*quota, total);
+	if (total == (size_t)avail)
 		*d->backlog = 0;
-	return n;
+	return (ssize_t)total;
 }
 
 /* Sends EOF downstream once the source ended and everything went out. */

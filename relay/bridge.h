@@ -7,10 +7,11 @@
  * confirmation only when the agent confirmed, or the uniform refusal
  * otherwise), OPEN, DEAD (reaped after the pump pass).
  *
- * Per direction a carry buffer of channel_buffer bytes. libssh hands
- * channel data to a callback that takes only what fits; the rest stays in
- * libssh (within the receive window it granted) and is pulled once the
- * carry buffer drains. A source is therefore read only while its carry
+ * Per direction a carry buffer: libssh hands channel data to a callback
+ * that takes only what fits in channel_buffer; the rest stays in libssh
+ * (within the receive window it granted) and is pulled all at once when
+ * it fits the carry's extra BRIDGE_PULL_ROOM (see dir_pull in bridge.c for
+ * why all at once). A source is therefore read only while its carry
  * buffer has room, and a carry buffer is written to its destination only
  * as far as the destination's SSH window and socket allow: ssh_channel_write
  * may take fewer bytes than offered (pitfall 7), the rest stays queued. At

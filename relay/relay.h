@@ -23,8 +23,11 @@
  *
  * Memory bounds per object (defaults): a pending socket costs its struct;
  * an agent two pump buffers of AGENT_PUMP_BUF bytes, a socketpair and its
- * libssh session; a bridge two carry buffers of channel_buffer bytes plus
- * what libssh keeps per channel (at most its receive window, ~1.25 MB).
+ * libssh session; a bridge, per direction, a carry buffer of at most
+ * channel_buffer + BRIDGE_PULL_ROOM bytes (the second part only after the
+ * sender filled libssh's window, see bridge.c dir_pull) plus what libssh
+ * buffers for the channel (at most 1.5 x its 1280000-byte window). Carry
+ * memory is taken as data arrives and given back when a buffer empties.
  */
 #ifndef RT_RELAY_H
 #define RT_RELAY_H
@@ -53,6 +56,7 @@ struct tls_conn;
 #define AGENT_PUMP_BUF (64 * 1024)	/* TLS <-> socketpair, each way */
 #define RELAY_NOTSENT_LOWAT (128 * 1024) /* unsent bytes per TCP socket */
 #define BRIDGE_QUOTA (64 * 1024)	/* bytes per channel per direction per pump round */
+#define BRIDGE_PULL_ROOM (2 * 1024 * 1024) /* > libssh's 1.5 x 1280000 B window */
 #define EXEC_OUT_MAX (256 * 1024)	/* output of one exec command */
 #define RELAY_TICK_MS 500		/* deadline checks */
 
@@ -210,6 +214,7 @@ struct bridge {
 	int op_backlog, ag_backlog;	/* libssh holds bytes the carry refused */
 	struct ssh_channel_callbacks_struct op_cb;
 	struct ssh_channel_callbacks_struct ag_cb;
+	size_t soft;			/* channel_buffer: what callbacks may fill */
 	struct buf *to_agent;		/* operator -> agent carry */
 	struct buf *to_op;		/* agent -> operator carry */
 	int op_eof_in, ag_eof_in;	/* EOF received from each side */
