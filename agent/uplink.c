@@ -57,6 +57,9 @@ static const char *const ustate_names[] = {
 
 #define PROXY_RESP_MAX 4096
 #define UPLINK_NOTSENT_LOWAT (128 * 1024)
+/* A session that lasted this long resets the backoff; a relay that drops
+ * us sooner (e.g. refuses every service) is retried with growing delays. */
+#define UPLINK_STABLE_MS 30000
 
 /* Optional string options are "" (or NULL) when unset. */
 #define STR_SET(s) ((s) != NULL && (s)[0] != '\0')
@@ -181,12 +184,12 @@ teardown(struct uplink *u, const char *why)
 	release(u);
 	if (!u->wanted || u->a->stopping)
 		return;
-	if (was_up || cfg->nrelays == 0) {
+	if (was_up && rt_mono_ms() - u->up_since_ms >= UPLINK_STABLE_MS) {
 		u->relay_idx = 0;
 		u->backoff_ms = cfg->backoff_initial_ms;
 		delay = rt_jitter(cfg->backoff_initial_ms,
 		    cfg->backoff_jitter_pct / 100.0);
-	} else if (u->relay_idx + 1 < cfg->nrelays) {
+	} else if (!was_up && u->relay_idx + 1 < cfg->nrelays) {
 		u->relay_idx++;		/* fail over to the next one now */
 		delay = 0;
 	} else {
@@ -553,7 +556,6 @@ uplink_session_up(struct uplink *u)
 	u->timer = NULL;
 	u->state = U_UP;
 	u->up_since_ms = rt_mono_ms();
-	u->backoff_ms = u->a->cfg->backoff_initial_ms;
 	u->a->stats.connects++;
 	log_info("relay %s: connected (TLS %s)", u->relay,
 	    tls_version(u->tls));

@@ -10,9 +10,11 @@
  * session comes up the next is tried at once; after the whole list failed
  * the uplink waits backoff_initial, doubling up to backoff_max, each delay
  * scaled by a random factor of 1 +/- backoff_jitter_pct %, then starts
- * again at the first relay. A session that was up and dropped starts over
- * at the first relay after backoff_initial (jittered). It retries
- * forever; network trouble never ends the daemon.
+ * again at the first relay. A session that was up for at least 30 s and
+ * dropped starts over at the first relay after backoff_initial
+ * (jittered) with the backoff reset; a shorter one counts as a failure
+ * of the whole list. It retries forever; network trouble never ends the
+ * daemon.
  *
  * The whole TCP + proxy + TLS + SSH handshake and auth must finish within
  * connect_timeout. Sockets get TCP keepalive and TCP_USER_TIMEOUT.
