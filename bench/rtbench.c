@@ -74,6 +74,9 @@ static const char	 magic[4] = { 'R', 'T', 'B', '1' };
 static int		 timeout_s = 120;
 static uint64_t		 opt_seed = 0x5eed;
 
+/* Set by SIGALRM after timeout_s: blocked calls return EINTR and fail. */
+static volatile sig_atomic_t timed_out;
+
 /* ---- pattern ---- */
 
 struct pattern {
@@ -279,6 +282,24 @@ raise_nofile(void)
 
 /* ---- client side ---- */
 
+static void
+on_alarm(int sig)
+{
+	timed_out = 1;
+	alarm(1);	/* again: a call blocked after the check also ends */
+}
+
+/* EINTR from the alarm is the end; any other EINTR is retried. */
+static int
+interrupted(void)
+{
+	if (timed_out) {
+		errno = ETIMEDOUT;
+		return 0;
+	}
+	return 1;
+}
+
 static struct addrinfo *target;
 
 static void
@@ -309,11 +330,10 @@ resolve(const char *hostport)
 	}
 }
 
-/* A blocking connection with send/receive deadlines of timeout_s. */
+/* A blocking connection; the whole run is bounded by the alarm. */
 static int
 dial(int nodelay)
 {
-	struct timeval tv = { timeout_s, 0 };
 	int fd, one = 1;
 
 	fd = socket(target->ai_family, target->ai_socktype | SOCK_CLOEXEC, 0);
@@ -321,11 +341,11 @@ dial(int nodelay)
 		perror("rtbench: socket");
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (nodelay)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, target->ai_addr, target->ai_addrlen) < 0) {
+		if (timed_out)
+			errno = ETIMEDOUT;
 		perror("rtbench: connect");
 		close(fd);
 		return -1;
@@ -340,8 +360,12 @@ write_all(int fd, const void *p, size_t len)
 	ssize_t n;
 
 	while (len > 0) {
+		if (timed_out) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
 		if ((n = write(fd, b, len)) < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR && interrupted())
 				continue;
 			return -1;
 		}
@@ -359,8 +383,12 @@ read_all(int fd, void *p, size_t len)
 	ssize_t n;
 
 	while (len > 0) {
+		if (timed_out) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
 		if ((n = read(fd, b, len)) < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR && interrupted())
 				continue;
 			return -1;
 		}
@@ -447,8 +475,12 @@ run_down(uint64_t bytes)
 		goto fail;
 	while (off < bytes) {
 		want = bytes - off < CHUNK ? (size_t)(bytes - off) : CHUNK;
+		if (timed_out) {
+			errno = ETIMEDOUT;
+			goto fail;
+		}
 		if ((n = read(fd, buf, want)) < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR && interrupted())
 				continue;
 			goto fail;
 		}
@@ -600,7 +632,7 @@ pc_rounds(struct pc *cs, size_t c, struct pollfd *pfd, struct pattern *pat,
 		}
 		if ((r = poll(pfd, c, 1000)) < 0 && errno != EINTR)
 			return -1;
-		if (now_s() > deadline) {
+		if (now_s() > deadline || timed_out) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
@@ -753,7 +785,7 @@ run_conn(size_t k)
 		}
 		c->state = CO_CONNECTING;
 	}
-	while (left > 0 && now_s() < deadline) {
+	while (left > 0 && now_s() < deadline && !timed_out) {
 		for (i = 0; i < k; i++) {
 			pfd[i].fd = cs[i].state < CO_DONE ? cs[i].fd : -1;
 			pfd[i].events = cs[i].state == CO_CONNECTING ?
@@ -1131,6 +1163,7 @@ int
 main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1", *portfile = NULL, *mode;
+	struct sigaction sa;
 	int ch;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1166,6 +1199,10 @@ main(int argc, char **argv)
 		usage();
 	mode = argv[0];
 	resolve(argv[1]);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;	/* no SA_RESTART: blocked calls end */
+	sigaction(SIGALRM, &sa, NULL);
+	alarm((unsigned int)timeout_s);
 	if (strcmp(mode, "up") == 0 && argc == 3)
 		return run_up(num_arg(argv[2], 1, UINT64_MAX / 2));
 	if (strcmp(mode, "down") == 0 && argc == 3)
