@@ -371,7 +371,11 @@ proxy_step(struct uplink *u)
 		    u->proxy_resp_len - 4, "\r\n\r\n", 4) == 0)
 			break;
 	}
-	eol = strstr(u->proxy_resp, "\r\n");
+	/* A NUL byte from the proxy would hide the line end from strstr. */
+	if ((eol = strstr(u->proxy_resp, "\r\n")) == NULL) {
+		uplink_fail(u, "proxy sent a malformed response header");
+		return;
+	}
 	*eol = '\0';
 	if (strncmp(u->proxy_resp, "HTTP/1.", 7) != 0 ||
 	    strlen(u->proxy_resp) < 12 ||
