@@ -1,7 +1,8 @@
 #!/bin/bash
 # agent_hostile.sh - the agent never trusts the relay: a forwarded-tcpip
 # channel for a service not in the agent's config is refused and nothing
-# is dialed; a registration the relay refuses leaves the session up.
+# is dialed; neither is anything for a "session" channel; a registration
+# the relay refuses leaves the session up.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/agent_lib.sh"
 ag_need_fakerelay
@@ -30,5 +31,21 @@ grep -q 'service denied (port 9) refused by the relay' "$T/agent.log" ||
 	rt_fail "relay refusal of a forward not logged"
 "$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$OP_PORT" 2 1000 10 ||
 	rt_fail "session unusable after a refused registration"
+rt_ok "refused registration: session stays up, other services work"
+
+# A relay opening a "session" channel (a shell on the gateway) gets
+# nothing: libssh2 1.10 leaves the open unanswered, nothing is dialed.
+kill "$(rt_pid relay)"
+rt_wait 10 "stand-in gone" rt_dead "$(rt_pid relay)"
+mv "$T/relay.log" "$T/relay1.log"
+: >"$T/echo.conns"
+ag_fakerelay relay --hostile session
+ag_wait_up 2 20 || rt_fail "agent did not reconnect"
+rt_wait_log 30 "$T/relay.log" 'HOSTILE' || rt_fail "session open got no outcome"
+grep -q 'HOSTILE refused' "$T/relay.log" || rt_fail "agent accepted a session channel"
+[ -s "$T/echo.conns" ] && rt_fail "something was dialed for the session channel"
+[ -s "$T/trap.conns" ] && rt_fail "trap dialed for the session channel"
+"$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$OP_PORT" 2 1000 10 ||
+	rt_fail "session unusable after the hostile open"
 rt_alive "$(rt_pid agent)" || rt_fail "agent exited"
 rt_pass

@@ -15,7 +15,8 @@
 #                            half-close included (repeatable)
 #   --hostile SVC:SPORT      once the agent registered its forwards, open
 #                            forwarded-tcpip (SVC, SPORT) anyway and print
-#                            "HOSTILE refused" or "HOSTILE accepted"
+#                            "HOSTILE refused" or "HOSTILE accepted";
+#                            "session" opens a session channel instead
 #   --refuse SVC             refuse the tcpip-forward for SVC
 #
 # Prints one line per event on stdout (flushed): "AGENT <CN>",
@@ -147,11 +148,14 @@ def agent_conn(state, args, ctx, hostkey, raw):
     if old is not None:
         old.close()
     if args.hostile:
-        svc, sport = args.hostile.rsplit(":", 1)
         srv.registered.wait(30)
         try:
-            ch = t.open_forwarded_tcpip_channel(("127.0.0.1", 1),
-                                                (svc, int(sport)))
+            if args.hostile == "session":
+                ch = t.open_session(timeout=10)
+            else:
+                svc, sport = args.hostile.rsplit(":", 1)
+                ch = t.open_forwarded_tcpip_channel(("127.0.0.1", 1),
+                                                    (svc, int(sport)))
             say("HOSTILE accepted")
             # Whatever the agent does with it, it must not dial.
             ch.settimeout(5)
