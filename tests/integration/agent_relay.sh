@@ -3,8 +3,8 @@
 # OpenSSH as the operator: ssh -J reaches a private sshd behind the agent
 # and runs a command; ssh -L to an echo service with 1 MiB verified both
 # ways; 50 concurrent channels; an interactive channel stays responsive
-# during bulk transfers; the relay restarted, the agent comes back; the
-# agent owns no listening socket.
+# during bulk transfers; a HUP keeps an open ssh session; the relay
+# restarted, the agent comes back; the agent owns no listening socket.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/agent_lib.sh"
 ag_setup
@@ -113,7 +113,25 @@ rt_ok "both 100 MiB bulk streams complete"
 ag_no_listen "$(rt_pid agent)" || rt_fail "agent owns a listening socket"
 rt_ok "agent owns no listening socket"
 
-# 4. Relay restart: the agent reconnects by itself.
+# 4. A HUP that leaves the relay settings alone keeps an open ssh session.
+mkfifo "$T/in.fifo"
+na=$(grep -c 'Accepted publickey' "$T/sshd.log")
+rt_spawn sess sh -c "exec ssh -F '$T/ssh_config' -J relay root@ssh.gw-17 'read x; echo got-\$x' <'$T/in.fifo'"
+exec 7>"$T/in.fifo"
+rt_wait 20 "ssh session through the agent" sh -c \
+	"[ \$(grep -c 'Accepted publickey' '$T/sshd.log') -gt $na ]" ||
+	rt_fail "interactive ssh session did not open"
+sed -i 's/log_level = "info"/log_level = "debug"/' "$T/agent.conf"
+kill -HUP "$(rt_pid agent)"
+rt_wait_log 10 "$T/agent.log" 'reload: logging settings applied' || rt_fail "reload not done"
+echo hi >&7
+exec 7>&-
+rt_wait 20 "ssh session to finish" rt_dead "$(rt_pid sess)" || rt_fail "ssh session hung after HUP"
+grep -q '^got-hi$' "$T/sess.log" || rt_fail "ssh session broken by HUP: $(cat "$T/sess.log")"
+[ "$(grep -c 'connected (TLS' "$T/agent.log")" = 1 ] || rt_fail "HUP reconnected the uplink"
+rt_ok "HUP without relay changes: open ssh session survived"
+
+# 5. Relay restart: the agent reconnects by itself.
 kill -TERM "$(rt_pid relay)"
 rt_wait 15 "relay gone" rt_dead "$(rt_pid relay)" || rt_fail "relay did not stop"
 rt_wait_log 15 "$T/agent.log" 'connection lost' || rt_fail "agent did not notice"
