@@ -37,6 +37,7 @@ RELAY_IT = \
 	tests/integration/relay_basic.sh \
 	tests/integration/relay_tls.sh \
 	tests/integration/relay_acl.sh \
-	tests/integration/relay_data.sh
+	tests/integration/relay_data.sh \
+	tests/integration/relay_hostile.sh
 TESTS += $(RELAY_IT)
 EXTRA_DIST += $(RELAY_IT) tests/integration/relay_common.sh

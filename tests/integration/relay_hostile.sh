@@ -1,0 +1,69 @@
+#!/bin/bash
+# relay_hostile.sh - bad peers close their own connection, never the
+# relay: random bytes after an SSH banner or a TLS record header, an
+# oversized banner, odd direct-tcpip targets, an operator trying more keys
+# than auth_max_tries allows (cut off after 6, each failure audited), a
+# login that never completes. Afterwards the relay still serves an agent
+# and an operator normally.
+. "$top_srcdir/tests/integration/lib.sh"
+rt_setup
+rt_pki
+. "$top_srcdir/tests/integration/relay_common.sh"
+
+relay_write_conf "$T/relay.conf"
+relay_echo_start
+relay_start
+relay_agent agent gw-17 -R "echo:7:127.0.0.1:$ECHOPORT"
+rt_wait_log 20 "$T/relay.log" "agent gw-17: service echo:7 registered" ||
+	rt_fail "agent did not register"
+
+python3 - "$RPORT" <<'PY' || rt_fail "raw garbage peers"
+import os, socket, sys, time
+port = int(sys.argv[1])
+def peer(data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(data)
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+    s.close()
+random = __import__("random").Random(7)
+for i in range(10):
+    peer(b"SSH-2.0-x\r\n" + bytes(random.getrandbits(8) for _ in range(3000)))
+    peer(b"\x16\x03\x01" + bytes(random.getrandbits(8) for _ in range(3000)))
+peer(b"SSH-" + b"A" * 70000)
+peer(b"SSH-2.0-x\r\n\x00\x00\xff\xff" + b"\x00" * 64)
+PY
+rt_alive "$(rt_pid relay)" || rt_fail "relay died on garbage"
+rt_ok "garbage after SSH banner / TLS header closed, relay alive"
+
+for t in "..:7" ".gw-17:7" "gw-17.:7" "echo..gw-17:7" "echo.gw-17.edge.edge:7" \
+	"$(printf 'x%.0s' $(seq 1 250)).gw-17:7" "echo.gw-17:0" "ECHO.gw-17:7"; do
+	relay_op alice_ed25519 alice -W "$t" </dev/null >/dev/null 2>&1 &&
+		rt_fail "odd target $t was opened"
+done
+rt_ok "odd targets refused"
+
+# auth_max_tries (6): seven unknown keys in one connection
+args=""
+for i in 1 2 3 4 5 6 7; do
+	ssh-keygen -q -t ed25519 -N '' -f "$T/k$i" || rt_fail ssh-keygen
+	args="$args -i $T/k$i"
+done
+ssh $SSHOPTS -o IdentitiesOnly=yes $args -p "$RPORT" alice@127.0.0.1 true \
+	</dev/null >"$T/tries.out" 2>&1 && rt_fail "unknown keys accepted"
+rt_wait_log 10 "$T/relay.log" "too many authentication failures" ||
+	rt_fail "auth_max_tries not enforced"
+n=$(grep -c '"auth_fail"' "$T/audit.log")
+[ "$n" -ge 6 ] || rt_fail "only $n auth_fail audit lines"
+rt_ok "auth_max_tries: cut off with $n audited failures"
+
+echo ping | relay_op alice_ed25519 alice -W echo.gw-17:7 >"$T/ping" &&
+	[ "$(cat "$T/ping")" = ping ] || rt_fail "normal channel afterwards"
+kill -USR1 "$(rt_pid relay)"
+rt_wait_log 10 "$T/relay.log" "status: 1 agents" || rt_fail "status"
+rt_stop relay 10 >"$T/relay.status" || rt_fail "relay did not stop on TERM"
+[ "$(cat "$T/relay.status")" = 0 ] || rt_fail "relay exit status $(cat "$T/relay.status")"
+rt_pass
