@@ -35,6 +35,13 @@
 /* Grace after the drain deadline for the goodbye to reach the relay. */
 #define AGENT_GOODBYE_MS 1000
 
+static void reload(struct agent *a);
+static void apply_consent(struct agent *a);
+
+/*
+ * The one place where connections are torn down and rebuilt: runs after
+ * the dispatch round, so no callback ever sees its object freed.
+ */
 static void
 agent_pump(struct loop *loop, void *arg)
 {
@@ -42,6 +49,14 @@ agent_pump(struct loop *loop, void *arg)
 	struct sshc *s;
 
 	a->kick_pending = 0;
+	if (a->reload_pending && !a->stopping) {
+		a->reload_pending = 0;
+		reload(a);
+	}
+	if (a->consent_pending) {
+		a->consent_pending = 0;
+		apply_consent(a);
+	}
 	uplink_pump(a->uplink);
 	if (!a->stopping)
 		return;
@@ -77,6 +92,16 @@ agent_sessions_allowed(const struct agent *a)
 void
 agent_consent_changed(struct agent *a, int open)
 {
+	a->consent_pending = 1;
+	agent_kick(a);
+}
+
+/* Makes the uplink follow the gate (connect mode) once per change. */
+static void
+apply_consent(struct agent *a)
+{
+	int open = consent_open(a->consent);
+
 	if (a->stopping)
 		return;
 	switch (a->cfg->consent_mode) {
@@ -90,8 +115,9 @@ agent_consent_changed(struct agent *a, int open)
 		if (!open)
 			log_info("consent: new sessions refused; open ones "
 			    "continue");
-		break;
+		/* FALLTHROUGH */
 	default:
+		uplink_start(a->uplink);
 		break;
 	}
 }
@@ -168,9 +194,8 @@ reload(struct agent *a)
 	}
 	if (diff & AGENT_DIFF_CONSENT) {
 		log_info("reload: consent gate settings changed");
-		consent_start(a->consent);
-		if (ncfg->consent_mode != CONSENT_CONNECT)
-			uplink_start(a->uplink);
+		consent_start(a->consent);	/* reports through apply_consent */
+		a->consent_pending = 1;
 	}
 	agent_config_free(old);
 	agent_kick(a);
@@ -206,8 +231,8 @@ on_signal(struct loop *loop, int signo, void *arg)
 
 	switch (signo) {
 	case SIGHUP:
-		if (!a->stopping)
-			reload(a);
+		a->reload_pending = 1;
+		agent_kick(a);
 		break;
 	case SIGTERM:
 	case SIGINT:

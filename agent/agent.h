@@ -41,6 +41,8 @@ struct agent {
 	struct uplink *uplink;
 	struct consent *consent;
 	int kick_pending;		/* a pump is deferred to end of round */
+	int reload_pending;		/* HUP seen, reload in the next pump */
+	int consent_pending;		/* gate changed, apply in the next pump */
 	int debug;			/* -d: debug level whatever the config */
 	int stopping;			/* TERM/INT seen */
 	int stop_phase;			/* 0 draining, 1 saying goodbye */
@@ -76,7 +78,8 @@ void agent_kick(struct agent *a);
  * not stopping). */
 int agent_sessions_allowed(const struct agent *a);
 
-/* Called by the consent gate when its state changes (open 1/0). */
+/* Called by the consent gate when its state changes (open 1/0); the
+ * uplink follows in the next pump. */
 void agent_consent_changed(struct agent *a, int open);
 
 #endif

@@ -135,8 +135,9 @@ bridge_free(struct bridge *b)
 }
 
 /*
- * Moves c to CLOSING: the target side goes at once, the SSH close is
- * sent by the next pump. Logs the reason once.
+ * Moves c to CLOSING: no more target callbacks from now on; the next
+ * pump closes the target socket and sends the SSH close. Logs the reason
+ * once.
  */
 static void
 chan_close(struct chan *c, const char *fmt, ...)
@@ -156,7 +157,12 @@ chan_close(struct chan *c, const char *fmt, ...)
 		    c->target, c->why, (unsigned long long)c->n_to_target,
 		    (unsigned long long)c->n_from_target,
 		    (long long)(rt_mono_ms() - c->opened_ms));
-	chan_release_target(c);
+	/* Only stop the callbacks here; the socket and buffers go in the
+	 * next pump (never free inside a callback). */
+	loop_watch_del(c->w);
+	c->w = NULL;
+	net_connect_cancel(c->nc);	/* NULL when called from its cb */
+	c->nc = NULL;
 	c->state = CH_CLOSING;
 	c->closing_ms = rt_mono_ms();
 	agent_kick(c->b->a);
@@ -427,6 +433,7 @@ chan_service(struct chan *c, struct sshc *s)
 	int r;
 
 	if (c->state == CH_CLOSING) {
+		chan_release_target(c);
 		r = libssh2_channel_close(c->ch);
 		if (r != LIBSSH2_ERROR_EAGAIN)
 			c->state = CH_DEAD;
