@@ -509,11 +509,26 @@ agent_message(struct agent *a, ssh_message msg)
 	ssh_message_reply_default(msg);
 }
 
+void
+agent_drain(struct agent *a)
+{
+	ssh_message msg;
+
+	a->touched = 0;
+	if (a->dead || a->ss.s == NULL || !a->ss.kex_done)
+		return;
+	while (!a->dead && (msg = ssh_message_get(a->ss.s)) != NULL) {
+		agent_message(a, msg);
+		ssh_message_free(msg);
+	}
+	if (!a->dead && sshsess_closed(&a->ss))
+		agent_kill(a, "SSH session closed");
+}
+
 static void
 agent_ssh_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 {
 	struct agent *a = arg;
-	ssh_message msg;
 	char err[256];
 	int rc;
 
@@ -529,12 +544,7 @@ agent_ssh_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 		agent_kill(a, "SSH: %s", err);
 		return;
 	}
-	while (!a->dead && (msg = ssh_message_get(a->ss.s)) != NULL) {
-		agent_message(a, msg);
-		ssh_message_free(msg);
-	}
-	if (!a->dead && sshsess_closed(&a->ss))
-		agent_kill(a, "SSH session closed");
+	agent_drain(a);
 	sshsess_sync(&a->ss);
 	if (!a->dead)
 		agent_pump(a);

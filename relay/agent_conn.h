@@ -32,6 +32,13 @@ int agent_start(struct relay *r, int fd, const char *src, const char *host);
 void agent_kill(struct agent *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * Answers the requests libssh queued for a's session. Packets are also
+ * read outside a's own fd events (a channel open or write polls the
+ * session), so the pump calls this for every session it touched.
+ */
+void agent_drain(struct agent *a);
+
 /* Deadlines and keepalive (called from the relay tick). */
 void agent_tick(struct agent *a, int64_t now);
 

@@ -252,8 +252,6 @@ bridge_detach_agent(struct bridge *b)
 		b->ag->nbridges--;
 		b->ag = NULL;
 	}
-	if (b->state == BRIDGE_OPENING && b->why[0] == '\0')
-		rt_strlcpy(b->why, "agent disconnected", sizeof(b->why));
 	b->state = BRIDGE_DEAD;
 	if (b->why[0] == '\0')
 		rt_strlcpy(b->why, "agent disconnected", sizeof(b->why));
@@ -498,6 +496,11 @@ bridge_service(struct bridge *b)
 
 	if (b->state == BRIDGE_DEAD)
 		return 0;
+	/* the calls below may read either session: have them drained */
+	if (b->ag != NULL)
+		b->ag->touched = 1;
+	if (b->op != NULL)
+		b->op->touched = 1;
 	if (b->state == BRIDGE_OPENING)
 		return bridge_advance_open(b);
 	if (b->op == NULL || b->ag == NULL) {

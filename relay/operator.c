@@ -549,11 +549,26 @@ op_message(struct opconn *op, ssh_message msg)
 	return 0;
 }
 
+void
+operator_drain(struct opconn *op)
+{
+	ssh_message msg;
+
+	op->touched = 0;
+	if (op->dead || op->ss.s == NULL || !op->ss.kex_done)
+		return;
+	while (!op->dead && (msg = ssh_message_get(op->ss.s)) != NULL) {
+		if (!op_message(op, msg))
+			ssh_message_free(msg);
+	}
+	if (!op->dead && sshsess_closed(&op->ss))
+		operator_kill(op, "connection closed");
+}
+
 static void
 op_io(struct loop *loop, int fd, unsigned int events, void *arg)
 {
 	struct opconn *op = arg;
-	ssh_message msg;
 	char err[256];
 	int rc;
 
@@ -568,12 +583,7 @@ op_io(struct loop *loop, int fd, unsigned int events, void *arg)
 		operator_kill(op, err);
 		return;
 	}
-	while (!op->dead && (msg = ssh_message_get(op->ss.s)) != NULL) {
-		if (!op_message(op, msg))
-			ssh_message_free(msg);
-	}
-	if (sshsess_closed(&op->ss))
-		operator_kill(op, "connection closed");
+	operator_drain(op);
 	sshsess_sync(&op->ss);
 	relay_kick(op->relay);
 }
@@ -592,6 +602,7 @@ operator_exec_service(struct opexec *x)
 	}
 	if (!x->ran || x->finished)
 		return 0;
+	x->op->touched = 1;
 	while ((len = buf_len(x->out)) > 0 && !sshsess_busy(&x->op->ss)) {
 		n = ssh_channel_write(x->ch, buf_data(x->out),
 		    (uint32_t)RT_MIN(len, 32768));

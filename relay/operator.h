@@ -27,6 +27,9 @@ int operator_start(struct relay *r, int fd, const char *src,
 /* Marks op dead with a reason (logged at reap). */
 void operator_kill(struct opconn *op, const char *why);
 
+/* Answers the requests libssh queued for op's session (see agent_drain). */
+void operator_drain(struct opconn *op);
+
 /* Exec sessions: one pump round (write output, then exit status, EOF and
  * close). Returns 1 if it moved anything. */
 int operator_exec_service(struct opexec *x);

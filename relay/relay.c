@@ -178,6 +178,15 @@ relay_pump(struct loop *loop, void *arg)
 		TAILQ_FOREACH(x, &op->execs, link)
 			again |= operator_exec_service(x);
 	}
+	/* requests that arrived while the above polled a session */
+	TAILQ_FOREACH(a, &r->agents, link) {
+		if (a->touched)
+			agent_drain(a);
+	}
+	TAILQ_FOREACH(op, &r->operators, link) {
+		if (op->touched)
+			operator_drain(op);
+	}
 	relay_reap(r);
 	TAILQ_FOREACH(a, &r->agents, link) {
 		if (a->ss.s != NULL)

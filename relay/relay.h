@@ -148,6 +148,7 @@ struct agent {
 
 	struct bridge_list bridges;
 	unsigned int nbridges;
+	int touched;			/* the pump polled its session */
 	int dead;
 	char why[160];
 };
@@ -171,6 +172,7 @@ struct opconn {
 	struct bridge_list bridges;
 	struct opexec_list execs;
 	unsigned int nchannels;		/* bridges + exec sessions */
+	int touched;			/* the pump polled its session */
 	int dead;
 	char why[160];
 };
