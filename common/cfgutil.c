@@ -121,15 +121,24 @@ collect_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
  * line, and C-style blocks) replaced by spaces, newlines kept, quoted
  * strings untouched. libconfuse 3.3 counts each comment's newline twice,
  * so every message after a comment named the wrong line, and it cannot
- * parse a comment inside a { } list. Returns NULL when out of memory.
+ * parse a comment inside a { } list.
+ *
+ * libconfuse 3.3 also accepts a text that ends inside a block comment, a
+ * quoted string or a section or list (a truncated file would load with
+ * defaults), so this pass sets *why and *line (1-based) for the first
+ * such problem: an unterminated comment or string, or the outermost '{'
+ * never closed. Returns NULL when out of memory.
  */
 static char *
-strip_comments(const char *text, size_t len)
+strip_comments(const char *text, size_t len, const char **why,
+	       unsigned int *line)
 {
 	char *out = malloc(len + 1);
 	char quote = 0;
-	size_t i;
+	size_t i, depth = 0;
+	unsigned int ln = 1, open_ln = 0, quote_ln = 0;
 
+	*why = NULL;
 	if (out == NULL)
 		return NULL;
 	memcpy(out, text, len);
@@ -137,20 +146,35 @@ strip_comments(const char *text, size_t len)
 	for (i = 0; i < len; i++) {
 		char ch = out[i];
 
+		if (ch == '\n')
+			ln++;
 		if (quote != 0) {
-			if (ch == '\\' && i + 1 < len)
-				i++;
-			else if (ch == quote)
+			if (ch == '\\' && i + 1 < len) {
+				if (out[++i] == '\n')
+					ln++;
+			} else if (ch == quote)
 				quote = 0;
 			continue;
 		}
 		if (ch == '"' || ch == '\'') {
 			quote = ch;
+			quote_ln = ln;
+		} else if (ch == '{') {
+			if (depth++ == 0)
+				open_ln = ln;
+		} else if (ch == '}') {
+			/* An extra '}' is libconfuse's to report. */
+			if (depth > 0)
+				depth--;
 		} else if (ch == '#' || (ch == '/' && i + 1 < len &&
 		    out[i + 1] == '/')) {
 			for (; i < len && out[i] != '\n'; i++)
 				out[i] = ' ';
+			if (i < len)
+				ln++;
 		} else if (ch == '/' && i + 1 < len && out[i + 1] == '*') {
+			unsigned int start_ln = ln;
+
 			out[i++] = ' ';
 			out[i++] = ' ';
 			for (; i < len; i++) {
@@ -162,8 +186,21 @@ strip_comments(const char *text, size_t len)
 				}
 				if (out[i] != '\n')
 					out[i] = ' ';
+				else
+					ln++;
+			}
+			if (i >= len && *why == NULL) {
+				*why = "unterminated comment";
+				*line = start_ln;
 			}
 		}
+	}
+	if (quote != 0 && *why == NULL) {
+		*why = "unterminated string";
+		*line = quote_ln;
+	} else if (depth > 0 && *why == NULL) {
+		*why = "'{' is never closed";
+		*line = open_ln;
 	}
 	return out;
 }
@@ -176,6 +213,8 @@ parse_mem(cfg_t *cfg, const char *text, size_t len, const char *name,
 	static const char empty[] = "\n";
 	unsigned int before = e->n + e->dropped;
 	char *fname, *clean;
+	const char *why;
+	unsigned int line = 0;
 	FILE *fp;
 	int r, cr;
 
@@ -189,10 +228,16 @@ parse_mem(cfg_t *cfg, const char *text, size_t len, const char *name,
 		cfgu_errors_add(e, "%s: out of memory", name);
 		return RT_ERR_NOMEM;
 	}
-	if ((clean = strip_comments(text, len)) == NULL) {
+	if ((clean = strip_comments(text, len, &why, &line)) == NULL) {
 		free(fname);
 		cfgu_errors_add(e, "%s: out of memory", name);
 		return RT_ERR_NOMEM;
+	}
+	if (why != NULL) {
+		cfgu_errors_add(e, "%s:%u: %s", name, line, why);
+		free(clean);
+		free(fname);
+		return RT_ERR_CONFIG;
 	}
 	if ((fp = fmemopen(clean, len, "r")) == NULL) {
 		free(clean);

@@ -10,7 +10,9 @@
  *    cfgu_get_duration() / cfgu_get_size() must agree with the parsers
  *    and the validators' ranges must hold.
  * Every failed parse must leave at least one message, and the error list
- * stays bounded. Any violation aborts.
+ * stays bounded. An accepted text is complete: the same text followed by
+ * "\n}" must be refused (it was not inside a comment, section or list).
+ * Any violation aborts.
  */
 #include "config.h"
 
@@ -181,6 +183,29 @@ check_config(cfg_t *cfg)
 	}
 }
 
+/* text (cut at its first NUL) was accepted: with "\n}" after it, the
+ * brace has nothing to close. */
+static void
+check_complete(const char *text, size_t size)
+{
+	struct cfgu_errors errs;
+	char *more;
+	cfg_t *cfg;
+	size_t n = strnlen(text, size);
+
+	if ((more = malloc(n + 3)) == NULL)
+		return;
+	memcpy(more, text, n);
+	memcpy(more + n, "\n}", 3);
+	if ((cfg = schema()) == NULL)
+		abort();
+	cfgu_errors_init(&errs);
+	if (cfgu_parse_buf(cfg, more, "fuzz.conf", &errs) != RT_ERR_CONFIG)
+		abort();
+	cfg_free(cfg);
+	free(more);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -219,6 +244,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	cfg_free(cfg);
+	if (r == 0)
+		check_complete(text, size);
 	free(text);
 	return 0;
 }
