@@ -3,14 +3,15 @@
 # relay: random bytes after an SSH banner or a TLS record header, an
 # oversized banner, odd direct-tcpip targets, an operator trying more keys
 # than auth_max_tries allows (cut off after 6, each failure audited), a
-# login that never completes. Afterwards the relay still serves an agent
+# login that never completes, an agent trying to open a channel through
+# the relay. Afterwards the relay still serves an agent
 # and an operator normally.
 . "$top_srcdir/tests/integration/lib.sh"
 rt_setup
 rt_pki
 . "$top_srcdir/tests/integration/relay_common.sh"
 
-relay_write_conf "$T/relay.conf"
+RELAY_HS=3s relay_write_conf "$T/relay.conf"
 relay_echo_start
 relay_start
 relay_agent agent gw-17 -R "echo:7:127.0.0.1:$ECHOPORT"
@@ -39,6 +40,24 @@ PY
 rt_alive "$(rt_pid relay)" || rt_fail "relay died on garbage"
 rt_ok "garbage after SSH banner / TLS header closed, relay alive"
 
+# a banner, then silence: closed at the handshake deadline (3 s here)
+python3 - "$RPORT" <<'PY' >"$T/silent.out" || rt_fail "silent SSH peer: $(cat "$T/silent.out")"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+s.sendall(b"SSH-2.0-silent\r\n")
+t0 = time.time()
+try:
+    while s.recv(65536):
+        pass
+except OSError:
+    pass
+dt = time.time() - t0
+print("closed after %.1f s" % dt)
+sys.exit(0 if 2 <= dt <= 8 else 1)
+PY
+rt_wait_log 5 "$T/relay.log" "key exchange timed out" || rt_fail "kex deadline not logged"
+rt_ok "silent SSH peer $(cat "$T/silent.out")"
+
 for t in "..:7" ".gw-17:7" "gw-17.:7" "echo..gw-17:7" "echo.gw-17.edge.edge:7" \
 	"$(printf 'x%.0s' $(seq 1 250)).gw-17:7" "echo.gw-17:0" "ECHO.gw-17:7"; do
 	relay_op alice_ed25519 alice -W "$t" </dev/null >/dev/null 2>&1 &&
@@ -60,10 +79,26 @@ n=$(grep -c '"auth_fail"' "$T/audit.log")
 [ "$n" -ge 6 ] || rt_fail "only $n auth_fail audit lines"
 rt_ok "auth_max_tries: cut off with $n audited failures"
 
+# an agent may not use the relay as a jump host (-L through its session)
+AP=$(rt_free_port)
+relay_agent agent2 gw-18 -L "127.0.0.1:$AP:127.0.0.1:$ECHOPORT"
+rt_wait 15 "agent2 -L port" rt_listening "$AP" || rt_fail "agent2 not up"
+[ -z "$(echo x | timeout 10 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"x")
+try:
+    print(s.recv(10).decode(), end="")
+except OSError:
+    pass' "$AP")" ] || rt_fail "agent opened a channel through the relay"
+rt_wait_log 10 "$T/relay.log" "agent gw-18: channel open .* refused" ||
+	rt_fail "agent channel open not refused/logged"
+rt_ok "agents cannot open channels"
+
 echo ping | relay_op alice_ed25519 alice -W echo.gw-17:7 >"$T/ping" &&
 	[ "$(cat "$T/ping")" = ping ] || rt_fail "normal channel afterwards"
 kill -USR1 "$(rt_pid relay)"
-rt_wait_log 10 "$T/relay.log" "status: 1 agents" || rt_fail "status"
+rt_wait_log 10 "$T/relay.log" "status: 2 agents" || rt_fail "status"
 rt_stop relay 10 >"$T/relay.status" || rt_fail "relay did not stop on TERM"
 [ "$(cat "$T/relay.status")" = 0 ] || rt_fail "relay exit status $(cat "$T/relay.status")"
 rt_pass
