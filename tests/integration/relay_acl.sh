@@ -4,7 +4,8 @@
 # session a granted service works while a forbidden one is refused; a HUP
 # with a broken file changes nothing (relay up, error with file:line
 # logged, old ACL still in force); a good HUP changes the ACL for the
-# session that is already open; USR1 logs a status line.
+# session that is already open; a reloaded operator_max_channels caps
+# concurrent channels; USR1 logs a status line.
 . "$top_srcdir/tests/integration/lib.sh"
 rt_setup
 rt_pki
@@ -87,6 +88,31 @@ rt_alive "$(rt_pid opL)" || rt_fail "operator session dropped by the reload"
 rt_alive "$(rt_pid agent)" || rt_fail "agent dropped by the reload"
 relay_audit_has config 'd["change"] == "reload"' || rt_fail "no config audit line"
 rt_ok "good HUP: ACL changed for the open session, nothing dropped"
+
+# channel caps (reloadable): 2 per operator connection
+RELAY_LIMITS_EXTRA='operator_max_channels = 2' RELAY_ALICE_ALLOW='"gw-17:ssh"' \
+	relay_write_conf "$T/relay.conf"
+kill -HUP "$(rt_pid relay)"
+rt_wait 10 "second good reload" sh -c "grep -c 'reloaded .*relay.conf' '$T/relay.log' | grep -qx 2" ||
+	rt_fail "cap reload not done"
+python3 - "$LP2" <<'PY' >"$T/cap.out" || rt_fail "operator channel cap: $(cat "$T/cap.out")"
+import socket, sys
+port = int(sys.argv[1])
+held = []
+for i in range(2):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"h"); assert s.recv(1) == b"h"; held.append(s)
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+try:
+    s.sendall(b"3"); got = s.recv(1)
+except OSError:
+    got = b""
+print("third channel got %r" % got)
+sys.exit(0 if got == b"" else 1)
+PY
+relay_audit_has channel_deny 'd["reason"] == "operator channel limit"' ||
+	rt_fail "no channel_deny for the operator cap"
+rt_ok "operator_max_channels: third concurrent channel refused"
 
 kill -USR1 "$(rt_pid relay)"
 rt_wait_log 10 "$T/relay.log" "status: 1 agents, 1 operators" || rt_fail "USR1 status"

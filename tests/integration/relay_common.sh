@@ -41,10 +41,12 @@ agents {
 	services = {$_svc}
 	keepalive_interval = "${RELAY_KA:-15s}"
 	keepalive_count = ${RELAY_KC:-3}
+${RELAY_AGENTS_EXTRA:-}
 }
 limits {
 	handshake_timeout = "${RELAY_HS:-10s}"
 	shutdown_timeout = "5s"
+${RELAY_LIMITS_EXTRA:-}
 }
 operator alice {
 	keys = {"$(relay_key_line alice_ed25519)"}
