@@ -36,4 +36,5 @@ rt_ok "agent owns no listening socket"
 
 rt_wait 10 "all channels closed" grep -q 'chan 51 .*closed: both sides done' \
 	"$T/agent.log" || rt_fail "channels not closed after both EOFs"
+ag_stop
 rt_pass

@@ -55,4 +55,5 @@ rt_wait_log 10 "$T/agent.log" 'gate open \(command exited 0\)' ||
 ag_wait_up 2 || rt_fail "agent did not connect once the gate opened"
 "$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$OP_PORT" 1 1000 10 ||
 	rt_fail "session failed after the gate opened"
+ag_stop
 rt_pass

@@ -27,4 +27,5 @@ for i in 1 2; do
 		rt_fail "bulk stream $i failed: $(cat "$T/bulk$i.log")"
 done
 rt_ok "bulk was still running or complete while ping-pong ran"
+ag_stop
 rt_pass "$(cat "$T/pp.out")"

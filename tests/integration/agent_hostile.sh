@@ -48,4 +48,5 @@ grep -q 'HOSTILE refused' "$T/relay.log" || rt_fail "agent accepted a session ch
 "$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$OP_PORT" 2 1000 10 ||
 	rt_fail "session unusable after the hostile open"
 rt_alive "$(rt_pid agent)" || rt_fail "agent exited"
+ag_stop
 rt_pass

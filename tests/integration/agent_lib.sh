@@ -111,3 +111,21 @@ ag_no_listen() {
 	done
 	return $bad
 }
+
+# ag_sanitizer_clean : the agent log holds no sanitizer report.
+ag_sanitizer_clean() {
+	! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+		"$T/agent.log"
+}
+
+# ag_stop : TERM the agent, expect exit 0 within shutdown_timeout plus
+# slack, and a clean sanitizer report (in --enable-asan/ubsan builds).
+ag_stop() {
+	ap=$(rt_pid agent)
+	kill -TERM "$ap" 2>/dev/null
+	rt_wait 15 "agent to exit" rt_dead "$ap" || rt_fail "agent ignored TERM"
+	wait "$ap"
+	rc=$?
+	[ "$rc" = 0 ] || rt_fail "agent exited $rc after TERM"
+	ag_sanitizer_clean || rt_fail "sanitizer report in agent.log"
+}

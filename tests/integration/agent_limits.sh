@@ -67,4 +67,5 @@ rt_wait_log 10 "$T/agent.log" 'refused: channel limit 3 reached' || rt_fail "cap
 echo ping >"$T/hold"
 rt_wait 10 "held answer" grep -qE 'pong|dead' "$T/hold"
 grep -q pong "$T/hold" || rt_fail "open session broken by the cap refusal"
+ag_stop
 rt_pass "max_channels enforced without dialing"

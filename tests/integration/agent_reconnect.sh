@@ -39,4 +39,5 @@ ag_wait_up 3 20 || rt_fail "agent did not reconnect after the dead relay"
 "$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$OP_PORT" 3 4096 ||
 	rt_fail "sessions broken after the half-open episode"
 rt_alive "$(rt_pid agent)" || rt_fail "agent exited"
+ag_stop
 rt_pass

@@ -141,4 +141,5 @@ ag_wait_up 2 30 || rt_fail "agent did not reconnect to the restarted relay"
 out=$(op -J relay root@ssh.gw-17 'echo again' </dev/null 2>"$T/ssh-j2.err") ||
 	rt_fail "ssh -J after relay restart: $(cat "$T/ssh-j2.err")"
 [ "$out" = again ] || rt_fail "ssh -J after restart printed '$out'"
+ag_stop
 rt_pass "relay restart: agent reconnected, ssh -J works again"

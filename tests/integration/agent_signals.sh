@@ -78,4 +78,5 @@ rc=$?
 dt=$(( $(date +%s) - t0 ))
 [ "$rc" = 0 ] || rt_fail "agent exited $rc after TERM"
 grep -q 'stop: SIGTERM' "$T/agent.log" || rt_fail "TERM not logged"
+ag_sanitizer_clean || rt_fail "sanitizer report in agent.log"
 rt_pass "TERM during transfer: exit 0 after ${dt}s"

@@ -61,4 +61,5 @@ grep -q "^CONNECT 127.0.0.1:$RELAY_PORT HTTP/1.1" "$T/proxy.reqs" ||
 "$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$OP_PORT" 2 100000 10 ||
 	rt_fail "session through the proxy broken"
 ag_no_listen "$(rt_pid agent)" || rt_fail "agent owns a listening socket"
+ag_stop
 rt_pass "HTTP CONNECT proxy"
