@@ -194,7 +194,7 @@ reload(struct agent *a)
 	}
 	if (diff & AGENT_DIFF_CONSENT) {
 		log_info("reload: consent gate settings changed");
-		consent_start(a->consent);	/* reports through apply_consent */
+		consent_start(a->consent);	/* -> apply_consent() */
 		a->consent_pending = 1;
 	}
 	agent_config_free(old);
@@ -209,7 +209,8 @@ stop_deadline(struct loop *loop, void *arg)
 	a->stop_timer = NULL;
 	if (a->stop_phase == 0) {
 		log_warn("stop: shutdown_timeout %lld ms reached; closing the "
-		    "remaining channels", (long long)a->cfg->shutdown_timeout_ms);
+		    "remaining channels",
+		    (long long)a->cfg->shutdown_timeout_ms);
 		a->stop_phase = 1;
 		if (uplink_shutdown(a->uplink)) {
 			loop_stop(a->loop);
@@ -310,7 +311,7 @@ cert_expiry_warning(const struct agent_config *cfg)
 	char err[256];
 
 	if (tls_cert_file_not_after(cfg->tls_cert, &na, err, sizeof(err)) < 0)
-		return;		/* the TLS setup will say what is wrong */
+		return;	/* the TLS setup will say what is wrong */
 	days = (na - rt_wall_ms() / 1000) / 86400;
 	if (days < 0)
 		log_err("certificate %s has expired", cfg->tls_cert);

@@ -28,7 +28,7 @@ struct agent_stats {
 	uint64_t connects;		/* SSH sessions that came up */
 	uint64_t connect_failures;	/* attempts that failed before up */
 	uint64_t channels_total;	/* forwarded channels accepted */
-	uint64_t channels_refused;	/* refused (unknown service, cap, consent) */
+	uint64_t channels_refused;	/* unknown service, cap, consent */
 	uint64_t target_failures;	/* targets that could not be dialed */
 	uint64_t bytes_to_target;	/* relay -> local targets */
 	uint64_t bytes_from_target;	/* local targets -> relay */
@@ -42,7 +42,7 @@ struct agent {
 	struct consent *consent;
 	int kick_pending;		/* a pump is deferred to end of round */
 	int reload_pending;		/* HUP seen, reload in the next pump */
-	int consent_pending;		/* gate changed, apply in the next pump */
+	int consent_pending;		/* gate changed: apply in next pump */
 	int debug;			/* -d: debug level whatever the config */
 	int stopping;			/* TERM/INT seen */
 	int stop_phase;			/* 0 draining, 1 saying goodbye */

@@ -47,7 +47,7 @@ struct chan {
 	LIBSSH2_CHANNEL *ch;
 	char svc[72];
 	char target[160];		/* "host:port" for logs */
-	int fd;				/* target socket, -1 while dialing */
+	int fd;				/* target socket; -1 dialing */
 	struct loop_watch *w;
 	struct net_connect *nc;
 	struct buf *to_target;		/* relay -> target */
@@ -391,7 +391,7 @@ chan_from_relay(struct chan *c)
 			    (int)n);
 			return;
 		}
-		break;	/* 0: EOF or the transport failed; checked below */
+		break;	/* 0: EOF or transport failure; see below */
 	}
 	if (!c->chan_eof && libssh2_channel_eof(c->ch))
 		c->chan_eof = 1;

@@ -34,7 +34,7 @@ struct consent {
 	struct loop_timer *poll;
 	struct loop_timer *kill_timer;
 	pid_t child;			/* running check command, or 0 */
-	int killed;			/* child got SIGKILL for its timeout */
+	int killed;			/* child got SIGKILL (timeout) */
 	struct log_rl rl;
 };
 

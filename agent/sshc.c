@@ -61,7 +61,7 @@ struct sshc {
 	struct loop_timer *ka_timer;
 	struct fwd fwds[AGENT_MAX_SERVICES];
 	size_t nfwds;
-	int fwd_busy;			/* index of a registration in flight */
+	int fwd_busy;			/* registration in flight, or -1 */
 	int fwd_done;			/* every registration answered once */
 	struct bridge *bridge;
 	char hostkey_fp[80];
@@ -156,7 +156,8 @@ sshc_ka_tick(struct loop *loop, void *arg)
 	silent = rt_mono_ms() - s->last_rx_ms;
 	if (limit > 0 && silent > limit) {
 		uplink_fail(s->a->uplink, "silent for %lld ms (keepalive "
-		    "%lld ms x %u): dead", (long long)silent, (long long)cfg->keepalive_interval_ms,
+		    "%lld ms x %u): dead", (long long)silent,
+		    (long long)cfg->keepalive_interval_ms,
 		    cfg->keepalive_count);
 		return;
 	}

@@ -32,9 +32,9 @@ struct agent;
 struct tls_conn;
 struct sshc;
 
-#define SSHC_OUT_HIGH	(1024 * 1024)	/* stop channel writes above this */
+#define SSHC_OUT_HIGH	(1024 * 1024)	/* no channel writes above this */
 #define SSHC_OUT_LIMIT	(4 * 1024 * 1024) /* hard cap of to_relay */
-#define SSHC_FWD_QUEUE	256		/* forward accept backlog (pitfall 2) */
+#define SSHC_FWD_QUEUE	256		/* accept backlog (pitfall 2) */
 
 /*
  * Creates a session over the established TLS connection tls on fd (both

@@ -69,7 +69,7 @@ struct uplink {
 	enum ustate state;
 	int wanted;
 	size_t relay_idx;		/* relay tried now / next */
-	int64_t backoff_ms;		/* delay after the next full-list failure */
+	int64_t backoff_ms;		/* delay after the next list failure */
 	int64_t next_try_ms;		/* when WAIT ends (status) */
 	struct loop_timer *timer;	/* backoff wait or connect deadline */
 	struct net_connect *nc;
@@ -190,7 +190,7 @@ teardown(struct uplink *u, const char *why)
 		delay = rt_jitter(cfg->backoff_initial_ms,
 		    cfg->backoff_jitter_pct / 100.0);
 	} else if (!was_up && u->relay_idx + 1 < cfg->nrelays) {
-		u->relay_idx++;		/* fail over to the next one now */
+		u->relay_idx++;	/* fail over to the next one now */
 		delay = 0;
 	} else {
 		u->relay_idx = 0;
@@ -274,7 +274,8 @@ proxy_auth_header(const struct agent_config *cfg, char *out, size_t len,
 	line[n] = '\0';
 	if (n == 0 || strchr(line, ':') == NULL) {
 		snprintf(err, errlen, "proxy auth file %s: expected "
-		    "\"user:password\" on the first line", cfg->proxy_auth_file);
+		    "\"user:password\" on the first line",
+		    cfg->proxy_auth_file);
 		explicit_bzero(line, sizeof(line));
 		return RT_ERR_CONFIG;
 	}
@@ -431,7 +432,8 @@ dialed(int fd, int err, const char *msg, void *arg)
 	net_set_keepalive(fd, ka_s, ka_s, (int)RT_MAX(1u,
 	    cfg->keepalive_count));
 	if (cfg->tcp_user_timeout_ms > 0)
-		net_set_user_timeout(fd, (unsigned int)cfg->tcp_user_timeout_ms);
+		net_set_user_timeout(fd,
+		    (unsigned int)cfg->tcp_user_timeout_ms);
 	net_set_nodelay(fd);
 	/* Keep the kernel's unsent queue short so an interactive packet is
 	 * not stuck behind megabytes of bulk data already handed over;
