@@ -62,6 +62,7 @@ struct sshc {
 	struct fwd fwds[AGENT_MAX_SERVICES];
 	size_t nfwds;
 	int fwd_busy;			/* registration in flight, or -1 */
+	int64_t fwd_since_ms;		/* when that registration was sent */
 	int fwd_done;			/* every registration answered once */
 	struct bridge *bridge;
 	char hostkey_fp[80];
@@ -325,7 +326,17 @@ fwd_step(struct sshc *s)
 		}
 		e = libssh2_session_last_errno(s->ss);
 		if (e == LIBSSH2_ERROR_EAGAIN) {
+			if (s->fwd_busy < 0)
+				s->fwd_since_ms = rt_mono_ms();
 			s->fwd_busy = (int)i;
+			/* Registrations go one at a time: one the relay never
+			 * answers would hold back all the others. */
+			if (rt_mono_ms() - s->fwd_since_ms >
+			    s->a->cfg->connect_timeout_ms)
+				return sshc_fail(s, RT_ERR_TIMEOUT, "no answer "
+				    "to the registration of service %s within "
+				    "%lld ms", f->name,
+				    (long long)s->a->cfg->connect_timeout_ms);
 			pending++;
 			continue;
 		}
