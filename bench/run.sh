@@ -181,8 +181,10 @@ measure() {
 	[ $rc -eq 124 ] && err="timed out after $((TMO + 10)) s; $err"
 	echo "result cfg=$cfg rep=$rep ${line:+${line#result } }mode=$t ok=0 error=\"$err\"" >>"$RAW"
 	printf '%-8s rep %s %s FAILED: %s\n' "$cfg" "$rep" "$t" "$err"
-	# a path too slow for one bulk run is not retried: the run stays bounded
-	[ $rc -eq 124 ] && SKIP[$cfg/$t]="timed out in rep $rep"
+	# a path too slow for one run is not retried: the run stays bounded
+	case $err in
+	*"timed out"*) SKIP[$cfg/$t]="timed out in rep $rep, not retried" ;;
+	esac
 }
 
 {
@@ -258,6 +260,17 @@ nok() { grep -c "^result cfg=$1 rep=[0-9]* mode=$2 .*ok=1" "$RAW"; }
 		printf '%20s' "${s%/}"
 	done
 	echo
+	if [ -n "${PORT[revtun]:-}" ] && [ -n "${PORT[ssh]:-}" ]; then
+		echo "revtun / ssh -R (throughput: above 1 is faster; us: below 1 is faster):"
+		for m in "bulk_up mibps" "bulk_down mibps" "ping p50_us" \
+		    "pingc rps" "conn p50_us"; do
+			set -- $m
+			a=$(med revtun "$1" "$2") b=$(med ssh "$1" "$2")
+			[ "$a" = - ] || [ "$b" = - ] && continue
+			printf '  %-20s %s\n' "$1 $2" "$(awk -v a="$a" -v b="$b" \
+			    'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+		done
+	fi
 	grep '^skipped ' "$RAW" || true
 	echo "raw results: $RAW"
 } | tee "$SUM"
