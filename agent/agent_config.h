@@ -27,6 +27,7 @@
 #define AGENT_DEFAULT_CONFIG SYSCONFDIR "/revtun/agent.conf"
 #define AGENT_MAX_RELAYS 8
 #define AGENT_MAX_SERVICES 32
+#define AGENT_MQTT_MAX_BROKERS 8
 
 struct agent_service {
 	char *name;		/* [A-Za-z0-9._-]{1,64}; unique */
@@ -42,6 +43,33 @@ enum agent_consent_mode {
 	CONSENT_OFF = 0,	/* no gate */
 	CONSENT_SESSIONS,	/* stay connected, refuse new sessions when closed */
 	CONSENT_CONNECT,	/* do not connect at all when closed */
+};
+
+/* The mqtt { } section (telemetry client, agent/mqtt.h). Strings non-NULL. */
+struct agent_mqtt_config {
+	int enable;			/* false */
+	size_t nbrokers;		/* ordered "HOST:PORT" (failover) */
+	char *broker_host[AGENT_MQTT_MAX_BROKERS];
+	char *broker_port[AGENT_MQTT_MAX_BROKERS];
+	char *topic_prefix;		/* "revtun" */
+	char *client_id;		/* "" = the agent id */
+	char *username;			/* "" = none */
+	char *password_file;		/* "" = none; mode <= 0600 */
+	char *tls_ca;			/* CA file or directory (required if enabled) */
+	char *tls_cert;			/* client certificate, "" = none */
+	char *tls_key;			/* its key (mode <= 0600) */
+	int tls_min_version;		/* TLS1_2_VERSION (default) or TLS1_3_VERSION */
+	char *tls_server_name;		/* "" = the broker host */
+	int64_t keepalive_ms;		/* 30 s, whole seconds, <= 65535 s */
+	int clean_session;		/* false */
+	int qos;			/* 0 or 1 (1) */
+	unsigned int inflight;		/* 1..1024 (20) */
+	size_t queue_max_messages;	/* 10000 */
+	uint64_t queue_max_bytes;	/* 4M */
+	char *spool_dir;		/* "" = memory only */
+	uint64_t spool_max_bytes;	/* 64M */
+	int64_t connect_timeout_ms;	/* TCP + TLS + CONNACK (20 s) */
+	int64_t backoff_max_ms;		/* 60 s */
 };
 
 /* Every string below is non-NULL; optional ones are "" when unset. */
@@ -88,6 +116,9 @@ struct agent_config {
 	/* logging */
 	int log_syslog;
 	int log_level;			/* enum log_level */
+
+	/* telemetry */
+	struct agent_mqtt_config mqtt;
 };
 
 /* What a reload must restart (bit set = changed). */
@@ -97,6 +128,7 @@ struct agent_config {
 #define AGENT_DIFF_LIMITS   0x8u	/* limits, shutdown_timeout, reconnect
 					 * backoff: read afresh, no restart */
 #define AGENT_DIFF_LOG      0x10u
+#define AGENT_DIFF_MQTT     0x20u	/* mqtt section: restart the client */
 
 /*
  * Loads path into a new config. Returns 0 and *out, or RT_ERR_CONFIG /
