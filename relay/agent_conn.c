@@ -126,6 +126,18 @@ agent_sync(struct agent *a)
 	loop_watch_set(a->w_pump, ev);
 }
 
+static void agent_pump(struct agent *a);
+
+static void
+agent_repump(struct loop *loop, void *arg)
+{
+	struct agent *a = arg;
+
+	a->repump = NULL;
+	if (!a->dead)
+		agent_pump(a);
+}
+
 /* Moves bytes both ways until nothing moves. Returns 0 or marks a dead. */
 static void
 agent_pump(struct agent *a)
@@ -214,6 +226,15 @@ agent_pump(struct agent *a)
 			return;
 		}
 	} while (progress && ++rounds < 8);
+	/*
+	 * Decrypted bytes inside OpenSSL never make the socket readable: if
+	 * some are left (rounds ran out, or to_ssh was full), come back
+	 * after the loop had a turn instead of waiting for an event.
+	 */
+	if ((progress || (tls_pending(a->tls) > 0 && buf_room(a->to_ssh) > 0))
+	    && a->repump == NULL)
+		(void)loop_timer_add(a->relay->loop, 0, agent_repump, a,
+		    &a->repump);
 	if (buf_len(a->to_ssh) == 0)
 		buf_shrink(a->to_ssh);
 	if (buf_len(a->to_tls) == 0)
@@ -611,6 +632,7 @@ agent_free(struct agent *a)
 		log_warn("agent %s from %s: refused: %s", agent_label(a),
 		    a->src, a->why);
 	}
+	loop_timer_cancel(a->repump);
 	sshsess_free(&a->ss, 0);
 	loop_watch_del(a->w_pump);
 	if (a->pump_fd >= 0)

@@ -127,6 +127,7 @@ struct agent {
 	struct loop_watch *w_pump;
 	struct buf *to_ssh;		/* TLS plaintext -> socketpair (libssh) */
 	struct buf *to_tls;		/* socketpair (libssh) -> TLS */
+	struct loop_timer *repump;	/* pump again next round (TLS pending) */
 	int tls_eof;			/* agent closed its side */
 	int ssh_eof_sent;		/* ... and libssh was told (SHUT_WR) */
 	struct sshsess ss;		/* on the other socketpair end */

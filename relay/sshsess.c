@@ -12,6 +12,8 @@
 #include "sshsess.h"
 #include "util.h"
 
+#define SSHSESS_POLL_ROUNDS 16
+
 int
 sshsess_start(struct sshsess *ss, struct relay *r, int fd, int auth_methods,
 	      loop_io_cb cb, void *arg, char *err, size_t errlen)
@@ -72,7 +74,7 @@ sshsess_status(struct sshsess *ss, char *err, size_t errlen)
 int
 sshsess_poll(struct sshsess *ss, char *err, size_t errlen)
 {
-	int rc;
+	int rc, polled, i;
 
 	if (ss->s == NULL) {
 		snprintf(err, errlen, "no session");
@@ -100,14 +102,20 @@ sshsess_poll(struct sshsess *ss, char *err, size_t errlen)
 		}
 		ss->kex_done = 1;
 	}
-	rc = ssh_event_dopoll(ss->ev, 0);
-	if (rc == SSH_ERROR) {
+	/* libssh reads at most 4 KiB per poll (pitfall 10): take up to
+	 * SSHSESS_POLL_ROUNDS of them per wake-up, not one */
+	for (i = 0; i < SSHSESS_POLL_ROUNDS; i++) {
+		polled = ssh_event_dopoll(ss->ev, 0);
 		if ((rc = sshsess_status(ss, err, errlen)) != 0)
 			return rc;
-		snprintf(err, errlen, "%s", ssh_get_error(ss->s));
-		return RT_ERR_SSH;
+		if (polled == SSH_ERROR) {
+			snprintf(err, errlen, "%s", ssh_get_error(ss->s));
+			return RT_ERR_SSH;
+		}
+		if (polled != SSH_OK)
+			break;		/* nothing more to read now */
 	}
-	return sshsess_status(ss, err, errlen);
+	return 0;
 }
 
 int

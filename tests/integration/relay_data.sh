@@ -1,7 +1,8 @@
 #!/bin/bash
 # relay_data.sh - the data path and the agent's life cycle: 20 concurrent
 # channels through one agent and one ssh -L session, 512 KiB each way per
-# channel with sha256 compared, while both SSH legs re-key every 256 KiB; a second connection with the same agent id
+# channel with sha256 compared, while both SSH legs re-key every 256 KiB;
+# an interactive channel keeps answering next to two bulk channels; a second connection with the same agent id
 # replaces the first at once; keepalive declares a frozen agent dead within
 # interval x count (+ the 0.5 s tick); TERM waits for open channels up to
 # shutdown_timeout, then exits 0.
@@ -57,6 +58,38 @@ print(sum(1 for l in open(sys.argv[1]) if json.loads(l).get("event") == "channel
           and json.loads(l)["bytes_to_agent"] == 524288 and json.loads(l)["bytes_from_agent"] == 524288))' "$T/audit.log")
 [ "$n" = 20 ] || rt_fail "audit: $n channel_close lines with 512 KiB each way, want 20"
 rt_ok "20 channel_close audit lines with the byte counts"
+
+# fairness: an interactive channel keeps answering next to two bulk ones
+python3 - "$LP" <<'PY' >"$T/fair.out" 2>&1 || rt_fail "starved: $(cat "$T/fair.out")"
+import os, socket, sys, threading, time
+port = int(sys.argv[1])
+stop = False
+def bulk():
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    blk = os.urandom(65536)
+    threading.Thread(target=lambda: [None for _ in iter(lambda: s.recv(262144), b"")],
+                     daemon=True).start()
+    while not stop:
+        s.sendall(blk)
+    s.close()
+ts = [threading.Thread(target=bulk, daemon=True) for _ in range(2)]
+for t in ts: t.start()
+time.sleep(0.5)
+p = socket.create_connection(("127.0.0.1", port), timeout=10)
+p.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+rtts = []
+end = time.time() + 4
+while time.time() < end:
+    t0 = time.time(); p.sendall(b"x"); p.recv(1)
+    rtts.append((time.time() - t0) * 1000)
+    time.sleep(0.02)
+stop = True
+rtts.sort()
+print("%d round trips next to 2 bulk channels, p50 %.0f ms, max %.0f ms" %
+      (len(rtts), rtts[len(rtts) // 2], rtts[-1]))
+sys.exit(0 if len(rtts) >= 5 and rtts[-1] < 3000 else 1)
+PY
+rt_ok "$(cat "$T/fair.out")"
 
 # the same id again: the old connection goes at once
 relay_agent agent2 gw-17 -R "echo:7:127.0.0.1:$ECHOPORT"
