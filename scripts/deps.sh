@@ -4,7 +4,7 @@
 
 RT_BUILD_DEPS="autoconf automake pkg-config gcc make libssl-dev libssh2-1-dev
  libssh-dev libconfuse-dev libcunit1-dev"
-RT_TEST_DEPS="openssl openssh-client openssh-server mosquitto mosquitto-clients
+RT_TEST_DEPS="openssl openssh-client openssh-server mosquitto mosquitto-clients python3-paramiko
  python3 socat iproute2 procps"
 
 rt_missing_pkgs() {

@@ -118,11 +118,13 @@ rt_listening() {
 
 rt_dead() { ! rt_alive "$1"; }
 
-# rt_stop NAME [SECONDS] : TERM a spawned process and wait for it; prints
-# its exit status.
+# rt_stop NAME [SECONDS] : TERM a spawned process, wait for it to exit and
+# print its exit status. Call it directly, not in $(...): only the shell
+# that spawned the process can collect its status.
 rt_stop() {
 	p=$(rt_pid "$1"); secs=${2:-10}
 	kill -TERM "$p" 2>/dev/null
 	rt_wait "$secs" "$1 to exit" rt_dead "$p" || return 1
-	wait "$p" 2>/dev/null; echo $?
+	wait "$p" 2>/dev/null
+	echo $?
 }
