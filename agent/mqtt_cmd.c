@@ -608,7 +608,7 @@ struct mc_verifier {
 	uint8_t		 key[MC_KEY_MAX];
 	size_t		 keylen;
 	int64_t		 window;
-	int64_t		 floor;		/* latest ts forgotten; -1: none */
+	int64_t		 floor;	/* max forgotten ts, or -1 */
 	size_t		 n, max;
 	struct mc_seen	*seen;
 };

@@ -20,7 +20,8 @@
  * those bytes in: no canonical JSON is needed, whitespace around the
  * members does not matter, and the agent id binds a command to one agent
  * even when several share a key. Example (key = hex file content):
- *   printf 'revtun-cmd-v1\ngw-17\nping\n1700000000\n00112233445566778899aabbccddeeff\n'
+ *   printf 'revtun-cmd-v1\ngw-17\nping\n1700000000\n%s\n' \
+ *     00112233445566778899aabbccddeeff
  *   | openssl dgst -sha256 -mac HMAC -macopt hexkey:$(cat cmd.key)
  *
  * Acceptance, checked in this order, each refusal with its own reason:
@@ -40,7 +41,7 @@
 #include <stdint.h>
 
 #define MC_MAX_PAYLOAD		4096
-#define MC_MAX_DEPTH		8	/* levels of nesting, args included */
+#define MC_MAX_DEPTH		8	/* nesting levels, args included */
 #define MC_NONCE_MIN		16
 #define MC_NONCE_MAX		64
 #define MC_WINDOW_DEFAULT	60	/* seconds */
@@ -109,7 +110,8 @@ void mc_verifier_free(struct mc_verifier *v);
  * returns RT_ERR_TOOBIG or RT_ERR_PROTO (as mc_parse) or RT_ERR_REFUSED
  * ("bad hmac", "no valid clock" (now_s < 0), "stale timestamp",
  * "timestamp in the future", "timestamp before forgotten nonces",
- * "replayed nonce") or RT_ERR_LIMIT ("replay cache full"). *why is always set, never contains the key or the HMAC.
+ * "replayed nonce") or RT_ERR_LIMIT ("replay cache full"). *why is
+ * always set and never contains the key or the HMAC.
  */
 int mc_verify(struct mc_verifier *v, const uint8_t *p, size_t len,
     int64_t now_s, struct mc_msg *m, const char **why);

@@ -27,8 +27,6 @@
 #include "telemetry.h"
 #include "util.h"
 
-#define TM_HMAC_MEMBER	75	/* strlen(",\"hmac\":\"") + 64 + strlen("\"}") */
-
 /* ---- JSON writer ---- */
 
 void
@@ -63,12 +61,34 @@ tj_putc(struct tjson *j, char c)
 	tj_put(j, &c, 1);
 }
 
+/* Length of the well-formed UTF-8 sequence at p[0..n) (p[0] >= 0x80):
+ * 2..4, or 0 for a bad lead or continuation byte, an overlong form, a
+ * surrogate or a value past U+10FFFF. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	size_t run, k;
+
+	run = (p[0] >= 0xc2 && p[0] <= 0xdf) ? 2 :
+	    (p[0] >= 0xe0 && p[0] <= 0xef) ? 3 :
+	    (p[0] >= 0xf0 && p[0] <= 0xf4) ? 4 : 0;
+	if (run == 0 || run > n)
+		return 0;
+	for (k = 1; k < run; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return run;
+}
+
 static void
 tj_escaped(struct tjson *j, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, k, run;
+	size_t i = 0, run;
 	char e[8];
 
 	tj_putc(j, '"');
@@ -101,24 +121,11 @@ tj_escaped(struct tjson *j, const char *s, size_t n)
 			i++;
 			continue;
 		}
-		/* Multi-byte UTF-8: copy a well-formed sequence, else U+FFFD. */
-		run = (c >= 0xc2 && c <= 0xdf) ? 2 : (c >= 0xe0 && c <= 0xef) ?
-		    3 : (c >= 0xf0 && c <= 0xf4) ? 4 : 0;
-		if (run != 0 && i + run <= n) {
-			for (k = 1; k < run; k++)
-				if ((p[i + k] & 0xc0) != 0x80)
-					break;
-			/* No overlongs, surrogates or values past U+10FFFF. */
-			if (k == run && ((c == 0xe0 && p[i + 1] < 0xa0) ||
-			    (c == 0xed && p[i + 1] > 0x9f) ||
-			    (c == 0xf0 && p[i + 1] < 0x90) ||
-			    (c == 0xf4 && p[i + 1] > 0x8f)))
-				k = 0;
-			if (k == run) {
-				tj_put(j, s + i, run);
-				i += run;
-				continue;
-			}
+		/* Multi-byte: copy a well-formed sequence, else U+FFFD. */
+		if ((run = utf8_len(p + i, n - i)) != 0) {
+			tj_put(j, s + i, run);
+			i += run;
+			continue;
 		}
 		tj_put(j, "\\ufffd", 6);
 		i++;
@@ -389,7 +396,8 @@ tm_parse_meminfo(const char *text, uint64_t *total_kb, uint64_t *avail_kb)
 		else if (klen == 12 && strncmp(p, "MemAvailable", 12) == 0)
 			which = 2;
 		if (which != 0 && p[klen] == ':') {
-			if (parse_u64(skip_blank(p + klen + 1), &v, &end) != 0 ||
+			p = skip_blank(p + klen + 1);
+			if (parse_u64(p, &v, &end) != 0 ||
 			    strncmp(skip_blank(end), "kB", 2) != 0)
 				return RT_ERR_INVAL;
 			if (which == 1)
@@ -666,29 +674,17 @@ static int
 printable_utf8(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, run, k;
+	size_t i = 0, run;
 
 	while (i < n) {
-		if (p[i] < 0x80) {
-			if (p[i] < 0x20 || p[i] == 0x7f)
+		if (p[i] >= 0x80) {
+			if ((run = utf8_len(p + i, n - i)) == 0)
 				return 0;
+			i += run;
+		} else if (p[i] < 0x20 || p[i] == 0x7f)
+			return 0;
+		else
 			i++;
-			continue;
-		}
-		run = (p[i] >= 0xc2 && p[i] <= 0xdf) ? 2 :
-		    (p[i] >= 0xe0 && p[i] <= 0xef) ? 3 :
-		    (p[i] >= 0xf0 && p[i] <= 0xf4) ? 4 : 0;
-		if (run == 0 || i + run > n)
-			return 0;
-		for (k = 1; k < run; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-		if ((p[i] == 0xe0 && p[i + 1] < 0xa0) ||
-		    (p[i] == 0xed && p[i + 1] > 0x9f) ||
-		    (p[i] == 0xf0 && p[i + 1] < 0x90) ||
-		    (p[i] == 0xf4 && p[i + 1] > 0x8f))
-			return 0;
-		i += run;
 	}
 	return 1;
 }
@@ -872,7 +868,7 @@ tm_cmd_poll(struct tm_cmd *c, int64_t now_ms)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (n <= 0) {		/* EOF, or an error we treat as one */
+		if (n <= 0) {	/* EOF, or an error taken as one */
 			close(c->fd);
 			c->fd = -1;
 			break;
@@ -963,7 +959,8 @@ tm_hmac_sha256(const uint8_t *key, size_t keylen, const void *data,
 }
 
 static void
-envelope(struct tm_pub *t, struct tjson *j, enum tm_topic topic, int64_t wall_ms)
+envelope(struct tm_pub *t, struct tjson *j, enum tm_topic topic,
+    int64_t wall_ms)
 {
 	char ts[32];
 
@@ -976,7 +973,8 @@ envelope(struct tm_pub *t, struct tjson *j, enum tm_topic topic, int64_t wall_ms
 
 /* Closes the object, adding "hmac" as the last member (header comment). */
 static int
-seal(struct tm_pub *t, struct tjson *j, enum tm_topic topic, size_t *len)
+seal(struct tm_pub *t, struct tjson *j, enum tm_topic topic,
+    size_t *len)
 {
 	static const char hex[] = "0123456789abcdef";
 	char tag[64];
@@ -985,7 +983,7 @@ seal(struct tm_pub *t, struct tjson *j, enum tm_topic topic, size_t *len)
 	int r;
 
 	if (t->keylen > 0 && j->err == 0) {
-		/* U is the bytes so far plus "}" (tj keeps room for the NUL). */
+		/* U is the bytes so far plus "}" (tj keeps a byte free). */
 		if (j->len + 1 >= j->cap) {
 			j->err = RT_ERR_FULL;
 		} else {
@@ -1042,10 +1040,12 @@ put_sys(struct tjson *j, const struct tm_sys *s)
 	if (s->n_temps > 0) {
 		tj_arr(j, "temps");
 		for (i = 0; i < s->n_temps && i < TM_MAX_TEMPS; i++) {
+			const struct tm_temp *t = &s->temps[i];
+
 			tj_obj(j, NULL);
-			tj_strn(j, "zone", s->temps[i].zone,
-			    strnlen(s->temps[i].zone, sizeof(s->temps[i].zone)));
-			tj_int(j, "mdeg", s->temps[i].mdeg);
+			tj_strn(j, "zone", t->zone,
+			    strnlen(t->zone, sizeof(t->zone)));
+			tj_int(j, "mdeg", t->mdeg);
 			tj_close(j);
 		}
 		tj_close(j);
@@ -1070,9 +1070,10 @@ put_sys(struct tjson *j, const struct tm_sys *s)
 }
 
 int
-tm_build_telemetry(struct tm_pub *t, int64_t wall_ms, const struct tm_sys *sys,
-    const struct tm_tunnel *tun, const char *user_name,
-    const struct tm_metrics *user, char *buf, size_t cap, size_t *len)
+tm_build_telemetry(struct tm_pub *t, int64_t wall_ms,
+    const struct tm_sys *sys, const struct tm_tunnel *tun,
+    const char *user_name, const struct tm_metrics *user, char *buf,
+    size_t cap, size_t *len)
 {
 	struct tjson j;
 	size_t i;
@@ -1113,8 +1114,8 @@ tm_build_telemetry(struct tm_pub *t, int64_t wall_ms, const struct tm_sys *sys,
 }
 
 int
-tm_build_event(struct tm_pub *t, int64_t wall_ms, const struct tm_event *ev,
-    char *buf, size_t cap, size_t *len)
+tm_build_event(struct tm_pub *t, int64_t wall_ms,
+    const struct tm_event *ev, char *buf, size_t cap, size_t *len)
 {
 	static const char *const names[] = {
 		[TM_EV_TUNNEL_UP] = "tunnel-up",

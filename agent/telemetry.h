@@ -94,7 +94,7 @@ int tj_finish(struct tjson *j, size_t *len);
 #define TM_MAX_IFACES	16
 #define TM_MAX_DISKS	8
 #define TM_MAX_TEMPS	8
-#define TM_PROC_MAX	65536	/* bytes read from one /proc or /sys file */
+#define TM_PROC_MAX	65536	/* max bytes of a /proc or /sys file */
 
 struct tm_iface {
 	char		name[16];
@@ -103,7 +103,7 @@ struct tm_iface {
 };
 
 struct tm_disk {
-	const char	*path;		/* the caller's string, not copied */
+	const char	*path;		/* the caller's, not copied */
 	uint64_t	 total, avail;	/* bytes; avail as for non-root */
 };
 
@@ -151,7 +151,7 @@ int tm_sys_collect(const char *root, const char *const *disks,
 /* ---- tunnel state, passed in by the daemon ---- */
 
 struct tm_tunnel {
-	const char	*state;		/* "up", "connecting", "down", ... */
+	const char	*state;		/* "up", "down", ... */
 	int64_t		 rtt_ms;	/* < 0: unknown, left out */
 	uint32_t	 sessions;	/* open operator sessions */
 	uint64_t	 bytes_to_relay, bytes_from_relay;
@@ -247,7 +247,7 @@ struct tm_event {
 	const char	*peer;		/* operator name */
 	const char	*reason;	/* why: "relay closed", "reload ok" */
 	uint64_t	 bytes_in, bytes_out;	/* session close */
-	int64_t		 duration_ms;	/* session close; < 0 absent */
+	int64_t		 duration_ms;	/* < 0: absent */
 };
 
 /* Per-agent publishing state: agent id, optional HMAC key, seq counters. */
