@@ -317,6 +317,11 @@ op_direct_tcpip(struct opconn *op, ssh_message msg)
 		    "forbidden");
 		return 0;
 	}
+	if (r->stopping) {
+		op_deny(op, msg, agent_id, service, dest, dport, rule,
+		    "relay stopping");
+		return 0;
+	}
 	if (ag == NULL || ag->state != AGENT_UP || ag->dead) {
 		op_deny(op, msg, agent_id, service, dest, dport, rule,
 		    "agent offline");
