@@ -4,7 +4,7 @@
 # log; a TLS 1.1-only client is refused; a peer speaking neither TLS nor
 # SSH, and one that sends nothing, are closed (the latter at the handshake
 # deadline); the per-source pending limit holds while a real agent still
-# gets in.
+# gets in; agents.allow (after a HUP) refuses other ids.
 . "$top_srcdir/tests/integration/lib.sh"
 rt_setup
 rt_pki
@@ -98,4 +98,14 @@ rt_wait_log 20 "$T/relay.log" "agent gw-17: service echo:7 registered" ||
 echo ping | relay_op alice_ed25519 alice -W echo.gw-17:7 >"$T/ping" &&
 	[ "$(cat "$T/ping")" = ping ] || rt_fail "channel after the flood"
 rt_ok "agent and operator fine afterwards"
+
+# agents.allow (reloaded): gw-18 is no longer let in, gw-17 stays up
+RELAY_HS=2s RELAY_AGENTS_EXTRA='allow = {"gw-17"}' relay_write_conf "$T/relay.conf"
+kill -HUP "$(rt_pid relay)"
+rt_wait_log 10 "$T/relay.log" "reloaded .*relay.conf" || rt_fail "reload"
+relay_agent agent18 gw-18 -R "echo:7:127.0.0.1:$ECHOPORT"
+rt_wait_log 20 "$T/relay.log" "agent gw-18 from .*refused: agent id not in agents.allow" ||
+	rt_fail "gw-18 not refused by agents.allow"
+rt_alive "$(rt_pid agent)" || rt_fail "gw-17 dropped by the reload"
+rt_ok "agents.allow refuses other ids"
 rt_pass
