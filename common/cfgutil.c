@@ -34,6 +34,9 @@
 #define CFGU_MAX_SIZE ((uint64_t)1 << 40)
 
 static struct cfgu_errors *collecting;
+/* The file being parsed: libconfuse sets the filename on the root cfg
+ * only, so errors raised inside a section would have none. */
+static const char *collecting_name;
 
 void
 cfgu_errors_init(struct cfgu_errors *e)
@@ -108,6 +111,14 @@ collect_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	char prefix[CFGU_ERRLEN], m[CFGU_ERRLEN];
 
 	where(cfg, prefix, sizeof(prefix));
+	if (prefix[0] == '\0' && collecting_name != NULL && cfg != NULL) {
+		if (cfg->line > 0)
+			snprintf(prefix, sizeof(prefix), "%s:%d: ",
+				 collecting_name, cfg->line);
+		else
+			snprintf(prefix, sizeof(prefix), "%s: ",
+				 collecting_name);
+	}
 	if (collecting != NULL) {
 		errors_vadd(collecting, prefix, fmt, ap);
 		return;
@@ -253,8 +264,10 @@ parse_mem(cfg_t *cfg, const char *text, size_t len, const char *name,
 	cfg_set_error_function(cfg, collect_errfunc);
 
 	collecting = e;
+	collecting_name = fname;
 	cr = cfg_parse_fp(cfg, fp);
 	collecting = NULL;
+	collecting_name = NULL;
 	fclose(fp);
 	free(clean);
 

@@ -22,6 +22,7 @@ int suite_cfgutil(void);
 
 static cfg_opt_t sub_opts[] = {
 	CFG_STR("timeout", "1s", CFGF_NONE),
+	CFG_INT("count", 1, CFGF_NONE),
 	CFG_END()
 };
 
@@ -209,6 +210,9 @@ test_validators(void)
 	expect_error("key = \"\"\n", "t.conf:1: ", "'key'", "absolute");
 	expect_error("workers = 0\n", "t.conf:1: ", "'workers'", "positive");
 	expect_error("workers = -3\n", "t.conf:1: ", "'workers'", "-3");
+	/* libconfuse's own type errors inside a section name the file */
+	expect_error("\nsub a {\n  count = \"lots\"\n}\n", "t.conf:3: ",
+		     "'count'", NULL);
 	expect_error("sub a {\n\n  timeout = \"forever\"\n}\n", "t.conf:3: ",
 		     "'timeout'", "forever");
 }
