@@ -33,6 +33,7 @@
 #include "agent_config.h"
 #include "err.h"
 #include "log.h"
+#include "mqtt_codec.h"
 #include "util.h"
 
 #define FP_PREFIX "SHA256:"
@@ -42,6 +43,15 @@
 #define MAX_CHANNELS_MAX 4096
 #define KEEPALIVE_COUNT_MAX 100
 #define JITTER_MAX 50
+#define MQTT_INFLIGHT_MAX 1024
+#define MQTT_QUEUE_MSGS_MAX 1000000
+#define MQTT_QUEUE_BYTES_MIN (64 * 1024)
+#define MQTT_QUEUE_BYTES_MAX (1024ULL * 1024 * 1024)
+#define MQTT_SPOOL_BYTES_MIN (1024 * 1024)
+#define MQTT_SPOOL_BYTES_MAX (64ULL * 1024 * 1024 * 1024)
+#define MQTT_KEEPALIVE_MAX_S 65535
+#define MQTT_PREFIX_MAX 128
+#define MQTT_CLIENT_ID_MAX 128
 
 /* One load: where problems go and what kind they were. */
 struct load_ctx {
@@ -373,6 +383,97 @@ v_consent_mode(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+static int
+check_size(cfg_t *cfg, cfg_opt_t *opt, uint64_t lo, uint64_t hi,
+    const char *range)
+{
+	uint64_t b;
+
+	if (cfgu_parse_size(opt_str(opt), &b) != 0)
+		opt_err(cfg, opt, "\"%s\" is not a size (e.g. \"64k\", "
+		    "\"1M\")", opt_str(opt));
+	else if (b < lo || b > hi)
+		opt_err(cfg, opt, "\"%s\" is not in %s", opt_str(opt), range);
+	return 0;
+}
+
+static int
+v_mqtt_queue_bytes(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_size(cfg, opt, MQTT_QUEUE_BYTES_MIN, MQTT_QUEUE_BYTES_MAX,
+	    "64k..1G");
+}
+
+static int
+v_mqtt_spool_bytes(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_size(cfg, opt, MQTT_SPOOL_BYTES_MIN, MQTT_SPOOL_BYTES_MAX,
+	    "1M..64G");
+}
+
+static int
+v_mqtt_qos(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_int(cfg, opt, 0, 1);
+}
+
+static int
+v_mqtt_inflight(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_int(cfg, opt, 1, MQTT_INFLIGHT_MAX);
+}
+
+static int
+v_mqtt_queue_msgs(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_int(cfg, opt, 1, MQTT_QUEUE_MSGS_MAX);
+}
+
+/* Keepalive: whole seconds, 0 (off) .. 65535 s (MQTT's 16 bits). */
+static int
+v_mqtt_keepalive(cfg_t *cfg, cfg_opt_t *opt)
+{
+	int64_t ms;
+
+	if (cfgu_parse_duration(opt_str(opt), &ms) != 0)
+		opt_err(cfg, opt, "\"%s\" is not a duration (e.g. \"30s\")",
+		    opt_str(opt));
+	else if (ms % 1000 != 0 || ms / 1000 > MQTT_KEEPALIVE_MAX_S)
+		opt_err(cfg, opt, "\"%s\" is not whole seconds in 0..65535 s",
+		    opt_str(opt));
+	return 0;
+}
+
+/* A topic prefix: a valid topic name (no wildcards), no leading or
+ * trailing '/'. */
+static int
+v_mqtt_prefix(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = opt_str(opt);
+	size_t n = strlen(s);
+
+	if (n == 0 || n > MQTT_PREFIX_MAX ||
+	    mqtt_topic_check((const uint8_t *)s, n) != 0 || s[0] == '/' ||
+	    s[n - 1] == '/')
+		opt_err(cfg, opt, "\"%s\" is not a topic prefix (1..%d bytes "
+		    "of UTF-8, no '+' or '#', no leading or trailing '/')", s,
+		    MQTT_PREFIX_MAX);
+	return 0;
+}
+
+/* Client id / user name: UTF-8 without NUL, bounded. */
+static int
+v_mqtt_text(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = opt_str(opt);
+
+	if (strlen(s) > MQTT_CLIENT_ID_MAX ||
+	    mqtt_utf8_check((const uint8_t *)s, strlen(s)) != 0)
+		opt_err(cfg, opt, "not UTF-8 text of at most %d bytes",
+		    MQTT_CLIENT_ID_MAX);
+	return 0;
+}
+
 /* Absolute path; "" passes when the option is optional. */
 static int
 check_path(cfg_t *cfg, cfg_opt_t *opt, int optional)
@@ -472,6 +573,35 @@ schema_new(void)
 		CFG_STR("target", NULL, CFGF_NODEFAULT),
 		CFG_END()
 	};
+	cfg_opt_t mqtt_tls_opts[] = {
+		CFG_STR("ca", "", CFGF_NONE),
+		CFG_STR("cert", "", CFGF_NONE),
+		CFG_STR("key", "", CFGF_NONE),
+		CFG_STR("min_version", "1.2", CFGF_NONE),
+		CFG_STR("server_name", "", CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t mqtt_opts[] = {
+		CFG_BOOL("enable", cfg_false, CFGF_NONE),
+		CFG_STR_LIST("brokers", "{\"broker.example.com:8883\"}",
+		    CFGF_NONE),
+		CFG_STR("topic_prefix", "revtun", CFGF_NONE),
+		CFG_STR("client_id", "", CFGF_NONE),
+		CFG_STR("username", "", CFGF_NONE),
+		CFG_STR("password_file", "", CFGF_NONE),
+		CFG_SEC("tls", mqtt_tls_opts, CFGF_NONE),
+		CFG_STR("keepalive", "30s", CFGF_NONE),
+		CFG_BOOL("clean_session", cfg_false, CFGF_NONE),
+		CFG_INT("qos", 1, CFGF_NONE),
+		CFG_INT("inflight", 20, CFGF_NONE),
+		CFG_INT("queue_max_messages", 10000, CFGF_NONE),
+		CFG_STR("queue_max_bytes", "4M", CFGF_NONE),
+		CFG_STR("spool_dir", "", CFGF_NONE),
+		CFG_STR("spool_max_bytes", "64M", CFGF_NONE),
+		CFG_STR("connect_timeout", "20s", CFGF_NONE),
+		CFG_STR("backoff_max", "60s", CFGF_NONE),
+		CFG_END()
+	};
 	cfg_opt_t opts[] = {
 		CFG_STR_LIST("relays", NULL, CFGF_NODEFAULT),
 		CFG_STR("log_level", "info", CFGF_NONE),
@@ -487,6 +617,7 @@ schema_new(void)
 		CFG_SEC("consent", consent_opts, CFGF_NONE),
 		CFG_SEC("service", service_opts,
 		    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		CFG_SEC("mqtt", mqtt_opts, CFGF_NONE),
 		CFG_END()
 	};
 	static const struct {
@@ -518,6 +649,23 @@ schema_new(void)
 		{ "consent|interval", v_duration },
 		{ "service|port", v_port },
 		{ "service|target", v_target },
+		{ "mqtt|topic_prefix", v_mqtt_prefix },
+		{ "mqtt|client_id", v_mqtt_text },
+		{ "mqtt|username", v_mqtt_text },
+		{ "mqtt|password_file", v_path_opt },
+		{ "mqtt|tls|ca", v_path_opt },
+		{ "mqtt|tls|cert", v_path_opt },
+		{ "mqtt|tls|key", v_path_opt },
+		{ "mqtt|tls|min_version", v_tls_version },
+		{ "mqtt|keepalive", v_mqtt_keepalive },
+		{ "mqtt|qos", v_mqtt_qos },
+		{ "mqtt|inflight", v_mqtt_inflight },
+		{ "mqtt|queue_max_messages", v_mqtt_queue_msgs },
+		{ "mqtt|queue_max_bytes", v_mqtt_queue_bytes },
+		{ "mqtt|spool_dir", v_path_opt },
+		{ "mqtt|spool_max_bytes", v_mqtt_spool_bytes },
+		{ "mqtt|connect_timeout", v_duration },
+		{ "mqtt|backoff_max", v_duration },
 	};
 	cfg_t *cfg;
 	size_t i;
@@ -794,6 +942,93 @@ load_services(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	return 0;
 }
 
+/*
+ * The mqtt section. Values were checked in pass 1; the files it names are
+ * checked only when the client is enabled (a disabled section may keep
+ * placeholder paths).
+ */
+static int
+load_mqtt(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	struct agent_mqtt_config *mc = &ac->mqtt;
+	cfg_t *sec = cfg_getsec(cfg, "mqtt");
+	cfg_t *tls = cfg_getsec(sec, "tls");
+	unsigned int i, n = cfg_size(sec, "brokers");
+	const char *ca, *cert, *key, *pw;
+	uint64_t b;
+	int r;
+
+	mc->enable = cfg_getbool(sec, "enable") ? 1 : 0;
+	if (n == 0)
+		sec_err(lc, sec, "brokers: at least one \"HOST:PORT\" is "
+		    "required");
+	if (n > AGENT_MQTT_MAX_BROKERS) {
+		sec_err(lc, sec, "brokers: %u given, at most %d allowed", n,
+		    AGENT_MQTT_MAX_BROKERS);
+		n = AGENT_MQTT_MAX_BROKERS;
+	}
+	for (i = 0; i < n; i++) {
+		const char *b_s = cfg_getnstr(sec, "brokers", i);
+		size_t k = mc->nbrokers;
+
+		r = split_hostport(b_s, &mc->broker_host[k],
+		    &mc->broker_port[k]);
+		if (r == RT_ERR_NOMEM)
+			return r;
+		if (r != 0) {
+			sec_err(lc, sec, "brokers: \"%s\" is not HOST:PORT or "
+			    "[IPV6]:PORT", b_s);
+			continue;
+		}
+		mc->nbrokers++;
+	}
+	ca = cfg_getstr(tls, "ca");
+	cert = cfg_getstr(tls, "cert");
+	key = cfg_getstr(tls, "key");
+	pw = cfg_getstr(sec, "password_file");
+	if ((r = dupstr(&mc->topic_prefix, cfg_getstr(sec, "topic_prefix")))
+	    != 0 ||
+	    (r = dupstr(&mc->client_id, cfg_getstr(sec, "client_id"))) != 0 ||
+	    (r = dupstr(&mc->username, cfg_getstr(sec, "username"))) != 0 ||
+	    (r = dupstr(&mc->password_file, pw)) != 0 ||
+	    (r = dupstr(&mc->tls_ca, ca)) != 0 ||
+	    (r = dupstr(&mc->tls_cert, cert)) != 0 ||
+	    (r = dupstr(&mc->tls_key, key)) != 0 ||
+	    (r = dupstr(&mc->tls_server_name,
+	    cfg_getstr(tls, "server_name"))) != 0 ||
+	    (r = dupstr(&mc->spool_dir, cfg_getstr(sec, "spool_dir"))) != 0)
+		return r;
+	mc->tls_min_version = strcmp(cfg_getstr(tls, "min_version"), "1.3")
+	    == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
+	(void)cfgu_parse_duration(cfg_getstr(sec, "keepalive"),
+	    &mc->keepalive_ms);
+	mc->clean_session = cfg_getbool(sec, "clean_session") ? 1 : 0;
+	mc->qos = (int)cfg_getint(sec, "qos");
+	mc->inflight = (unsigned int)cfg_getint(sec, "inflight");
+	mc->queue_max_messages = (size_t)cfg_getint(sec, "queue_max_messages");
+	mc->queue_max_bytes = cfgu_parse_size(cfg_getstr(sec,
+	    "queue_max_bytes"), &b) == 0 ? b : 0;
+	mc->spool_max_bytes = cfgu_parse_size(cfg_getstr(sec,
+	    "spool_max_bytes"), &b) == 0 ? b : 0;
+	mc->connect_timeout_ms = get_ms(sec, "connect_timeout");
+	mc->backoff_max_ms = get_ms(sec, "backoff_max");
+
+	if (!mc->enable)
+		return 0;
+	if (*ca == '\0')
+		sec_err(lc, sec, "tls: ca: required when enable = true");
+	if ((*cert == '\0') != (*key == '\0'))
+		sec_err(lc, sec, "tls: cert and key go together");
+	if (*pw != '\0' && *mc->username == '\0')
+		sec_err(lc, sec, "password_file is set but username is not "
+		    "(MQTT-3.1.2-22)");
+	check_readable(lc, sec, "tls: ca", ca);
+	check_readable(lc, sec, "tls: cert", cert);
+	check_secret(lc, sec, "tls: key", key);
+	check_secret(lc, sec, "password_file", pw);
+	return 0;
+}
+
 static int
 build(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 {
@@ -806,7 +1041,8 @@ build(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	    (r = load_ssh_reconnect(ac, cfg, lc)) != 0 ||
 	    (r = load_proxy(ac, cfg, lc)) != 0 ||
 	    (r = load_limits_consent(ac, cfg, lc)) != 0 ||
-	    (r = load_services(ac, cfg, lc)) != 0)
+	    (r = load_services(ac, cfg, lc)) != 0 ||
+	    (r = load_mqtt(ac, cfg, lc)) != 0)
 		return r;
 	ac->connect_timeout_ms = get_ms(cfg, "connect_timeout");
 	ac->tcp_user_timeout_ms = get_ms(cfg, "tcp_user_timeout");
@@ -828,6 +1064,7 @@ label_sections(cfg_t *cfg, const char *name)
 {
 	static const char *secs[] = {
 		"tls", "ssh", "reconnect", "proxy", "limits", "consent",
+		"mqtt", "mqtt|tls",
 	};
 	size_t i;
 
@@ -949,6 +1186,19 @@ agent_config_free(struct agent_config *cfg)
 	}
 	free(cfg->consent_file);
 	free(cfg->consent_command);
+	for (i = 0; i < AGENT_MQTT_MAX_BROKERS; i++) {
+		free(cfg->mqtt.broker_host[i]);
+		free(cfg->mqtt.broker_port[i]);
+	}
+	free(cfg->mqtt.topic_prefix);
+	free(cfg->mqtt.client_id);
+	free(cfg->mqtt.username);
+	free(cfg->mqtt.password_file);
+	free(cfg->mqtt.tls_ca);
+	free(cfg->mqtt.tls_cert);
+	free(cfg->mqtt.tls_key);
+	free(cfg->mqtt.tls_server_name);
+	free(cfg->mqtt.spool_dir);
 	free(cfg);
 }
 
@@ -1050,6 +1300,38 @@ services_differ(const struct agent_config *a, const struct agent_config *b)
 	return 0;
 }
 
+static int
+mqtt_differs(const struct agent_mqtt_config *a,
+    const struct agent_mqtt_config *b)
+{
+	size_t i;
+
+	if (a->nbrokers != b->nbrokers)
+		return 1;
+	for (i = 0; i < a->nbrokers; i++)
+		if (sdiff(a->broker_host[i], b->broker_host[i]) ||
+		    sdiff(a->broker_port[i], b->broker_port[i]))
+			return 1;
+	return a->enable != b->enable ||
+	    sdiff(a->topic_prefix, b->topic_prefix) ||
+	    sdiff(a->client_id, b->client_id) ||
+	    sdiff(a->username, b->username) ||
+	    sdiff(a->password_file, b->password_file) ||
+	    sdiff(a->tls_ca, b->tls_ca) || sdiff(a->tls_cert, b->tls_cert) ||
+	    sdiff(a->tls_key, b->tls_key) ||
+	    a->tls_min_version != b->tls_min_version ||
+	    sdiff(a->tls_server_name, b->tls_server_name) ||
+	    a->keepalive_ms != b->keepalive_ms ||
+	    a->clean_session != b->clean_session || a->qos != b->qos ||
+	    a->inflight != b->inflight ||
+	    a->queue_max_messages != b->queue_max_messages ||
+	    a->queue_max_bytes != b->queue_max_bytes ||
+	    sdiff(a->spool_dir, b->spool_dir) ||
+	    a->spool_max_bytes != b->spool_max_bytes ||
+	    a->connect_timeout_ms != b->connect_timeout_ms ||
+	    a->backoff_max_ms != b->backoff_max_ms;
+}
+
 unsigned int
 agent_config_diff(const struct agent_config *old_cfg,
     const struct agent_config *new_cfg)
@@ -1059,7 +1341,8 @@ agent_config_diff(const struct agent_config *old_cfg,
 
 	if (a == NULL || b == NULL)
 		return a == b ? 0 : AGENT_DIFF_UPLINK | AGENT_DIFF_SERVICES |
-		    AGENT_DIFF_CONSENT | AGENT_DIFF_LIMITS | AGENT_DIFF_LOG;
+		    AGENT_DIFF_CONSENT | AGENT_DIFF_LIMITS | AGENT_DIFF_LOG |
+		    AGENT_DIFF_MQTT;
 	if (uplink_differs(a, b))
 		d |= AGENT_DIFF_UPLINK;
 	if (services_differ(a, b))
@@ -1079,5 +1362,7 @@ agent_config_diff(const struct agent_config *old_cfg,
 		d |= AGENT_DIFF_LIMITS;
 	if (a->log_syslog != b->log_syslog || a->log_level != b->log_level)
 		d |= AGENT_DIFF_LOG;
+	if (mqtt_differs(&a->mqtt, &b->mqtt))
+		d |= AGENT_DIFF_MQTT;
 	return d;
 }

@@ -11,7 +11,8 @@
  * agent_config_diff() tells a reload which parts changed: the uplink
  * (relays, TLS, SSH, proxy: reconnect needed), individual services
  * (only channels of changed or removed services are closed), the consent
- * gate, limits and logging (applied in place).
+ * gate, limits and logging (applied in place), and the mqtt section
+ * (the telemetry client is rebuilt).
  *
  * conf/agent.conf is the annotated example; docs/revtun-agent.conf.5
  * lists every option with its default.

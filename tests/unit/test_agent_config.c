@@ -49,7 +49,7 @@ static const char BASE[] =
 
 struct fx {
 	char dir[256];
-	char text[8192];
+	char text[16384];
 	struct cfgu_errors errs;
 	struct agent_config *cfg;
 };
@@ -692,6 +692,176 @@ test_load_file(void)
 	fx_done(&f);
 }
 
+/* The mqtt section: defaults (disabled, nothing checked on disk). */
+static void
+test_mqtt_defaults(void)
+{
+	struct fx f;
+	const struct agent_mqtt_config *m;
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_EQUAL_FATAL(fx_load(&f, ""), 0);
+	m = &f.cfg->mqtt;
+	CU_ASSERT_EQUAL(m->enable, 0);
+	CU_ASSERT_EQUAL_FATAL(m->nbrokers, 1);
+	CU_ASSERT_STRING_EQUAL(m->broker_host[0], "broker.example.com");
+	CU_ASSERT_STRING_EQUAL(m->broker_port[0], "8883");
+	CU_ASSERT_STRING_EQUAL(m->topic_prefix, "revtun");
+	CU_ASSERT_STRING_EQUAL(m->client_id, "");
+	CU_ASSERT_STRING_EQUAL(m->username, "");
+	CU_ASSERT_STRING_EQUAL(m->password_file, "");
+	CU_ASSERT_STRING_EQUAL(m->tls_ca, "");
+	CU_ASSERT_STRING_EQUAL(m->tls_cert, "");
+	CU_ASSERT_STRING_EQUAL(m->tls_key, "");
+	CU_ASSERT_EQUAL(m->tls_min_version, TLS1_2_VERSION);
+	CU_ASSERT_STRING_EQUAL(m->tls_server_name, "");
+	CU_ASSERT_EQUAL(m->keepalive_ms, 30000);
+	CU_ASSERT_EQUAL(m->clean_session, 0);
+	CU_ASSERT_EQUAL(m->qos, 1);
+	CU_ASSERT_EQUAL(m->inflight, 20);
+	CU_ASSERT_EQUAL(m->queue_max_messages, 10000);
+	CU_ASSERT_EQUAL(m->queue_max_bytes, 4 * 1024 * 1024);
+	CU_ASSERT_STRING_EQUAL(m->spool_dir, "");
+	CU_ASSERT_EQUAL(m->spool_max_bytes, 64 * 1024 * 1024);
+	CU_ASSERT_EQUAL(m->connect_timeout_ms, 20000);
+	CU_ASSERT_EQUAL(m->backoff_max_ms, 60000);
+	/* Disabled: paths are only checked for syntax, not on disk. */
+	CU_ASSERT_EQUAL(fx_load(&f, "mqtt {\n\ttls {\n\t\tca = "
+	    "\"/nonexistent/ca.pem\"\n\t}\n}\n"), 0);
+	fx_done(&f);
+}
+
+static void
+test_mqtt_every_option(void)
+{
+	struct fx f;
+	const struct agent_mqtt_config *m;
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_FATAL(write_file(f.dir, "mqtt.pass", 0600) == 0);
+	CU_ASSERT_EQUAL_FATAL(fx_load(&f,
+	    "mqtt {\n"
+	    "\tenable = true\n"
+	    "\tbrokers = {\"mqtt1.plant:8883\", \"[fd00::7]:1883\"}\n"
+	    "\ttopic_prefix = \"plant/a\"\n"
+	    "\tclient_id = \"gw17-telemetry\"\n"
+	    "\tusername = \"gw-17\"\n"
+	    "\tpassword_file = \"@/mqtt.pass\"\n"
+	    "\ttls {\n\t\tca = \"@/ca.pem\"\n\t\tcert = \"@/agent.pem\"\n"
+	    "\t\tkey = \"@/agent.key\"\n\t\tmin_version = \"1.3\"\n"
+	    "\t\tserver_name = \"mqtt.plant\"\n\t}\n"
+	    "\tkeepalive = \"1m\"\n"
+	    "\tclean_session = true\n"
+	    "\tqos = 0\n"
+	    "\tinflight = 100\n"
+	    "\tqueue_max_messages = 500\n"
+	    "\tqueue_max_bytes = \"1M\"\n"
+	    "\tspool_dir = \"/var/spool/revtun\"\n"
+	    "\tspool_max_bytes = \"16M\"\n"
+	    "\tconnect_timeout = \"5s\"\n"
+	    "\tbackoff_max = \"2m\"\n"
+	    "}\n"), 0);
+	m = &f.cfg->mqtt;
+	CU_ASSERT_EQUAL(m->enable, 1);
+	CU_ASSERT_EQUAL_FATAL(m->nbrokers, 2);
+	CU_ASSERT_STRING_EQUAL(m->broker_host[0], "mqtt1.plant");
+	CU_ASSERT_STRING_EQUAL(m->broker_host[1], "fd00::7");
+	CU_ASSERT_STRING_EQUAL(m->broker_port[1], "1883");
+	CU_ASSERT_STRING_EQUAL(m->topic_prefix, "plant/a");
+	CU_ASSERT_STRING_EQUAL(m->client_id, "gw17-telemetry");
+	CU_ASSERT_STRING_EQUAL(m->username, "gw-17");
+	CU_ASSERT_TRUE(strstr(m->password_file, "/mqtt.pass") != NULL);
+	CU_ASSERT_TRUE(strstr(m->tls_key, "/agent.key") != NULL);
+	CU_ASSERT_EQUAL(m->tls_min_version, TLS1_3_VERSION);
+	CU_ASSERT_STRING_EQUAL(m->tls_server_name, "mqtt.plant");
+	CU_ASSERT_EQUAL(m->keepalive_ms, 60000);
+	CU_ASSERT_EQUAL(m->clean_session, 1);
+	CU_ASSERT_EQUAL(m->qos, 0);
+	CU_ASSERT_EQUAL(m->inflight, 100);
+	CU_ASSERT_EQUAL(m->queue_max_messages, 500);
+	CU_ASSERT_EQUAL(m->queue_max_bytes, 1024 * 1024);
+	CU_ASSERT_STRING_EQUAL(m->spool_dir, "/var/spool/revtun");
+	CU_ASSERT_EQUAL(m->spool_max_bytes, 16 * 1024 * 1024);
+	CU_ASSERT_EQUAL(m->connect_timeout_ms, 5000);
+	CU_ASSERT_EQUAL(m->backoff_max_ms, 120000);
+	fx_done(&f);
+}
+
+static void
+test_mqtt_errors(void)
+{
+	struct fx f;
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_FATAL(write_file(f.dir, "open.pass", 0644) == 0);
+	CU_ASSERT_FATAL(write_file(f.dir, "ok.pass", 0600) == 0);
+	EXPECT_ONE(&f, "mqtt {\n\tqos = 2\n}\n",
+	    NAME ":19: mqtt: qos:", "2 is not in 0..1");
+	EXPECT_ONE(&f, "mqtt {\n\tinflight = 0\n}\n",
+	    NAME ":19: mqtt: inflight:", "0 is not in 1..1024");
+	EXPECT_ONE(&f, "mqtt {\n\tqueue_max_messages = 0\n}\n",
+	    NAME ":19: mqtt: queue_max_messages:", "not in 1..1000000");
+	EXPECT_ONE(&f, "mqtt {\n\tkeepalive = \"1500ms\"\n}\n",
+	    NAME ":19: mqtt: keepalive:", "whole seconds");
+	EXPECT_ONE(&f, "mqtt {\n\tkeepalive = \"19h\"\n}\n",
+	    NAME ":19: mqtt: keepalive:", "0..65535 s");
+	EXPECT_ONE(&f, "mqtt {\n\ttopic_prefix = \"plant/#\"\n}\n",
+	    NAME ":19: mqtt: topic_prefix:", "no '+' or '#'");
+	EXPECT_ONE(&f, "mqtt {\n\ttopic_prefix = \"plant/\"\n}\n",
+	    NAME ":19: mqtt: topic_prefix:", "trailing");
+	EXPECT_ONE(&f, "mqtt {\n\tqueue_max_bytes = \"1k\"\n}\n",
+	    NAME ":19: mqtt: queue_max_bytes:", "64k..1G");
+	EXPECT_ONE(&f, "mqtt {\n\tspool_max_bytes = \"lots\"\n}\n",
+	    NAME ":19: mqtt: spool_max_bytes:", "not a size");
+	EXPECT_ONE(&f, "mqtt {\n\tspool_dir = \"spool\"\n}\n",
+	    NAME ":19: mqtt: spool_dir:", "not an absolute path");
+	EXPECT_ONE(&f, "mqtt {\n\tconnect_timeout = \"0s\"\n}\n",
+	    NAME ":19: mqtt: connect_timeout:", "longer than 0");
+	EXPECT_ONE(&f, "mqtt {\n\ttls {\n\t\tmin_version = \"1.0\"\n\t}\n}\n",
+	    NAME ":20: tls: min_version:", "\"1.0\"");
+	EXPECT_ONE(&f, "mqtt {\n\tbrokers = {\"broker\"}\n}\n",
+	    NAME ":20: mqtt:", "\"broker\" is not HOST:PORT");
+	EXPECT_ONE(&f, "mqtt {\n\tbrokers = {}\n}\n",
+	    NAME ":20: mqtt:", "at least one");
+	EXPECT_ONE(&f, "mqtt {\n\tenable = true\n}\n",
+	    NAME ":20: mqtt:", "ca: required when enable = true");
+	EXPECT_ONE(&f, "mqtt {\n\tenable = true\n\ttls {\n\t\tca = "
+	    "\"@/ca.pem\"\n\t\tcert = \"@/agent.pem\"\n\t}\n}\n",
+	    NAME ":24: mqtt:", "cert and key go together");
+	EXPECT_ONE(&f, "mqtt {\n\tenable = true\n\tpassword_file = "
+	    "\"@/ok.pass\"\n\ttls {\n\t\tca = \"@/ca.pem\"\n\t}\n}\n",
+	    NAME ":24: mqtt:", "username is not");
+	/* A password file group or others may read: refused like a key. */
+	CU_ASSERT_EQUAL(fx_load(&f, "mqtt {\n\tenable = true\n\tusername = "
+	    "\"gw-17\"\n\tpassword_file = \"@/open.pass\"\n\ttls {\n\t\tca = "
+	    "\"@/ca.pem\"\n\t}\n}\n"), RT_ERR_PERM);
+	CU_ASSERT_TRUE(has_err(&f, NAME ":25: mqtt:",
+	    "readable by group or others"));
+	fx_done(&f);
+}
+
+static void
+test_mqtt_diff(void)
+{
+	struct fx f;
+	struct agent_config *a;
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_FATAL(fx_load(&f, "mqtt {\n\tinflight = 10\n}\n") == 0);
+	a = f.cfg;
+	f.cfg = NULL;
+	CU_ASSERT_FATAL(fx_load(&f, "mqtt {\n\tinflight = 10\n}\n") == 0);
+	CU_ASSERT_EQUAL(agent_config_diff(a, f.cfg), 0);
+	CU_ASSERT_FATAL(fx_load(&f, "mqtt {\n\tinflight = 11\n}\n") == 0);
+	CU_ASSERT_EQUAL(agent_config_diff(a, f.cfg), AGENT_DIFF_MQTT);
+	CU_ASSERT_FATAL(fx_load(&f, "mqtt {\n\tinflight = 10\n\tbrokers = "
+	    "{\"broker.example.com:8884\"}\n}\n") == 0);
+	CU_ASSERT_EQUAL(agent_config_diff(a, f.cfg), AGENT_DIFF_MQTT);
+	CU_ASSERT_TRUE(agent_config_diff(a, NULL) & AGENT_DIFF_MQTT);
+	agent_config_free(a);
+	fx_done(&f);
+}
+
 int
 suite_agent_config(void)
 {
@@ -712,6 +882,10 @@ suite_agent_config(void)
 		{ "diff", test_diff },
 		{ "example_conf", test_example_conf },
 		{ "load_file", test_load_file },
+		{ "mqtt_defaults", test_mqtt_defaults },
+		{ "mqtt_every_option", test_mqtt_every_option },
+		{ "mqtt_errors", test_mqtt_errors },
+		{ "mqtt_diff", test_mqtt_diff },
 	};
 	CU_pSuite s = CU_add_suite("agent_config", NULL, NULL);
 	size_t i;
