@@ -62,3 +62,35 @@ tests_fuzz_mqtt_codec_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
 tests_fuzz_mqtt_codec_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_mqtt_codec_fuzz_LDADD = $(AGENT_LIBS)
 endif
+
+# MQTT client session and its offline queue / disk spool (agent/mqtt.h,
+# agent/spool.h); test tool, unit tests, integration tests and the spool
+# loader's fuzz target.
+agent_libagent_a_SOURCES += agent/mqtt.c agent/mqtt.h agent/spool.c agent/spool.h
+check_PROGRAMS += tests/tools/mqtt_pub
+tests_tools_mqtt_pub_SOURCES = tests/tools/mqtt_pub.c
+tests_tools_mqtt_pub_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
+tests_tools_mqtt_pub_LDADD = $(AGENT_LIBS)
+tests_unit_agent_unit_SOURCES += tests/unit/test_spool.c
+MQTT_ITESTS = \
+	tests/integration/mqtt_basic.sh \
+	tests/integration/mqtt_auth.sh \
+	tests/integration/mqtt_will.sh \
+	tests/integration/mqtt_outage.sh \
+	tests/integration/mqtt_malformed.sh
+TESTS += $(MQTT_ITESTS)
+EXTRA_DIST += $(MQTT_ITESTS) tests/integration/mqtt_lib.sh
+
+FUZZ_TARGETS += spool
+check_PROGRAMS += tests/fuzz/spool-replay
+TESTS += tests/fuzz/spool-replay
+tests_fuzz_spool_replay_SOURCES = tests/fuzz/fuzz_spool.c tests/fuzz/replay.c
+tests_fuzz_spool_replay_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -DFUZZ_NAME='"spool"'
+tests_fuzz_spool_replay_LDADD = $(AGENT_LIBS)
+if FUZZING
+noinst_PROGRAMS += tests/fuzz/spool-fuzz
+tests_fuzz_spool_fuzz_SOURCES = tests/fuzz/fuzz_spool.c
+tests_fuzz_spool_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
+tests_fuzz_spool_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_spool_fuzz_LDADD = $(AGENT_LIBS)
+endif

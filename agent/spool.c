@@ -685,12 +685,9 @@ load_rec(void *arg, const struct spool_rec *rec)
 	ld->last_seq = rec->seq;
 	if (rec->seq >= s->next_seq)
 		s->next_seq = rec->seq + 1;
-	if (rec->topic_len + rec->payload_len > s->max_bytes) {
-		s->dropped++;
-		return 0;
-	}
-	if (make_room(s, rec->topic_len + rec->payload_len) != 0)
-		return 0;	/* cannot happen: nothing in flight yet */
+	/* No bounds inside a segment: a later record may acknowledge it.
+	 * load_dir trims to the bounds after each segment, so memory stays
+	 * within the bounds plus one segment. */
 	m = msg_new(rec->topic, rec->topic_len, rec->payload,
 	    rec->payload_len);
 	if (m == NULL)
@@ -851,9 +848,14 @@ load_dir(struct spool *s, char *err, size_t errlen)
 	memset(&ld, 0, sizeof(ld));
 	ld.s = s;
 	s->loading = 1;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if ((r = load_seg(s, &ld, nums[i])) != 0)
 			goto out;
+		/* Over the memory bounds: the oldest live messages go
+		 * (nothing is in flight yet). */
+		while (s->count > s->max_msgs || s->bytes > s->max_bytes)
+			drop_msg(s, TAILQ_FIRST(&s->q), "queue full at load");
+	}
 	s->loading = 0;
 	s->loaded = s->count;
 	seg_gc(s);

@@ -4,12 +4,13 @@
 #include "runner.h"
 
 int suite_agent_config(void);
+int suite_spool(void);
 
 int
 main(int argc, char **argv)
 {
 	static const unit_suite_fn suites[] = {
-		suite_agent_config, NULL,
+		suite_agent_config, suite_spool, NULL,
 	};
 
 	return unit_run(argc, argv, suites);
