@@ -11,3 +11,4 @@ common_libcommon_a_SOURCES = \
 	common/cfgutil.c common/cfgutil.h
 
 COMMON_LIBS = common/libcommon.a $(OPENSSL_LIBS) $(CONFUSE_LIBS)
+common_libcommon_a_SOURCES += common/ctlproto.c common/ctlproto.h

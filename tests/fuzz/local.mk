@@ -57,3 +57,16 @@ tests_fuzz_cfgutil_fuzz_SOURCES = tests/fuzz/fuzz_cfgutil.c
 tests_fuzz_cfgutil_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_cfgutil_fuzz_LDADD = $(COMMON_LIBS)
 endif
+
+FUZZ_TARGETS += ctlproto
+check_PROGRAMS += tests/fuzz/ctlproto-replay
+TESTS += tests/fuzz/ctlproto-replay
+tests_fuzz_ctlproto_replay_SOURCES = tests/fuzz/fuzz_ctlproto.c tests/fuzz/replay.c
+tests_fuzz_ctlproto_replay_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_NAME='"ctlproto"'
+tests_fuzz_ctlproto_replay_LDADD = $(COMMON_LIBS)
+if FUZZING
+noinst_PROGRAMS += tests/fuzz/ctlproto-fuzz
+tests_fuzz_ctlproto_fuzz_SOURCES = tests/fuzz/fuzz_ctlproto.c
+tests_fuzz_ctlproto_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_ctlproto_fuzz_LDADD = $(COMMON_LIBS)
+endif
