@@ -837,7 +837,8 @@ load_dir(struct spool *s, char *err, size_t errlen)
 		nums[n++] = num;
 	}
 	closedir(d);
-	qsort(nums, n, sizeof(*nums), cmp_u64);
+	if (n > 1)
+		qsort(nums, n, sizeof(*nums), cmp_u64);
 
 	/* The new segment first, so drops made while loading are recorded. */
 	if ((r = seg_new(s, n > 0 ? nums[n - 1] + 1 : 1)) != 0) {
