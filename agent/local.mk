@@ -62,6 +62,7 @@ tests_fuzz_mqtt_codec_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
 tests_fuzz_mqtt_codec_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_mqtt_codec_fuzz_LDADD = $(AGENT_LIBS)
 endif
+include agent/telemetry.mk
 
 # MQTT client session and its offline queue / disk spool (agent/mqtt.h,
 # agent/spool.h); test tool, unit tests, integration tests and the spool
