@@ -7,7 +7,8 @@
 #     sees every number (duplicates allowed and counted);
 #  2. a publisher that queued messages into its disk spool while the broker
 #     was down and was then killed (-9) is started again once the broker is
-#     back and delivers every spooled message, without new input.
+#     back and delivers every spooled message, without new input; a full
+#     queue drops its oldest messages, counted and logged.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/mqtt_lib.sh"
 
@@ -60,6 +61,13 @@ rt_wait_log 10 "$T/pub2.log" 'all messages queued' || rt_fail "pub2 did not queu
 kill -9 "$(rt_pid pub2)"
 rt_wait 10 "pub2 gone" rt_dead "$(rt_pid pub2)"
 ls "$T/spool2"/seg-*.rts >/dev/null 2>&1 || rt_fail "no spool segment written"
+# Queue full while the broker is down: the oldest go, counted and logged.
+mq_pub full -n 30 -r 1000 -m 10 -B 2
+rt_wait_log 10 "$T/full.log" 'all messages queued' || rt_fail "full: did not queue"
+rt_stop full >/dev/null || rt_fail "full: TERM did not stop it"
+grep -q 'dropped=20 queued=10' "$T/full.log" || rt_fail "drop counter: $(grep done "$T/full.log")"
+grep -q 'spool: queue full: dropped message 1 ' "$T/full.log" || rt_fail "drop of the oldest not logged"
+rt_ok "queue of 10 full: 20 oldest dropped, counted and logged"
 mq_start
 mq_pub pub3 -n 0 -B 2 -s "$T/spool2"
 rt_wait 30 "pub3 to finish" rt_dead "$(rt_pid pub3)" || rt_fail "pub3 did not finish"
