@@ -16,7 +16,11 @@
  * If every queued message is in flight the new message is refused
  * (RT_ERR_FULL) and counted as dropped. Every drop is counted (stats) and
  * logged, rate limited; a dropped message is also recorded on disk so a
- * restart does not bring it back.
+ * restart does not bring it back. In-flight messages can keep their old
+ * segment alive, so the files may exceed max_disk_bytes by up to one
+ * segment (SPOOL_SEGMENT_MAX) while the broker holds them unacknowledged.
+ * Loading trims to the memory bounds after each segment (oldest first), so
+ * it needs at most the bounds plus one segment of memory.
  *
  * Disk format (DIR/seg-NNNNNNNNNNNNNNNN.rts, NNN = 16 hex digits, segment
  * number; one new segment per open, rotated at SPOOL_SEGMENT_MAX bytes):
