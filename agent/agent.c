@@ -1,7 +1,9 @@
 /*
  * agent.c - revtun-agent's context: start-up, the deferred SSH pump,
  * signals (HUP reload, TERM/INT graceful stop, USR1 status, CHLD for the
- * consent command) and the consent gate's effect on the uplink.
+ * consent command and shells) and the consent gate's effect on the
+ * uplink. A remote config change (control.c) reloads through the same
+ * path as HUP.
  *
  * Reload: the new file is loaded and validated completely before
  * anything changes; a bad file is logged line by line and ignored. Then
@@ -24,8 +26,10 @@
 #include "agent.h"
 #include "agent_config.h"
 #include "consent.h"
+#include "control.h"
 #include "err.h"
 #include "log.h"
+#include "logring.h"
 #include "loop.h"
 #include "sshc.h"
 #include "tls.h"
@@ -49,6 +53,7 @@ agent_pump(struct loop *loop, void *arg)
 	struct sshc *s;
 
 	a->kick_pending = 0;
+	control_check(a->control);	/* may restore last-good: reload */
 	if (a->reload_pending && !a->stopping) {
 		a->reload_pending = 0;
 		reload(a);
@@ -181,6 +186,12 @@ reload(struct agent *a)
 		    (enum log_level)ncfg->log_level);
 		log_info("reload: logging settings applied");
 	}
+	if ((diff & AGENT_DIFF_CONTROL) &&
+	    logring_resize(a->logring, ncfg->control_log_lines) < 0)
+		log_err("reload: out of memory resizing the log ring");
+	if (diff & AGENT_DIFF_CONTROL)
+		log_info("reload: control / shell settings applied (new "
+		    "sessions)");
 	if (diff & AGENT_DIFF_LIMITS)
 		log_info("reload: limits applied (channel buffers: new "
 		    "channels only)");
@@ -255,6 +266,7 @@ on_signal(struct loop *loop, int signo, void *arg)
 		break;
 	case SIGCHLD:
 		consent_sigchld(a->consent);
+		control_sigchld(a->control);
 		break;
 	}
 }
@@ -293,10 +305,13 @@ agent_new(const char *cfg_path, struct agent_config *cfg, int debug,
 			goto fail;
 		}
 	if ((r = uplink_new(a, &a->uplink)) < 0 ||
-	    (r = consent_new(a, &a->consent)) < 0) {
+	    (r = consent_new(a, &a->consent)) < 0 ||
+	    (r = control_new(a, &a->control)) < 0 ||
+	    (r = logring_new(cfg->control_log_lines, &a->logring)) < 0) {
 		log_err("out of memory");
 		goto fail;
 	}
+	log_set_hook(logring_hook, a->logring);
 	*out = a;
 	return 0;
  fail:
@@ -328,6 +343,7 @@ agent_run(struct agent *a)
 	log_info("revtun-agent %s starting: %zu relay(s), %zu service(s)",
 	    PACKAGE_VERSION, a->cfg->nrelays, a->cfg->nservices);
 	cert_expiry_warning(a->cfg);
+	control_start(a->control);
 	consent_start(a->consent);
 	if (a->cfg->consent_mode != CONSENT_CONNECT)
 		uplink_start(a->uplink);
@@ -345,7 +361,11 @@ agent_free(struct agent *a)
 	if (a == NULL)
 		return;
 	consent_free(a->consent);
-	uplink_free(a->uplink);
+	uplink_free(a->uplink);		/* its session forgets our channels */
+	control_free(a->control);
+	if (a->logring != NULL)
+		log_set_hook(NULL, NULL);
+	logring_free(a->logring);
 	loop_timer_cancel(a->stop_timer);
 	loop_free(a->loop);
 	agent_config_free(a->cfg);

@@ -2,9 +2,10 @@
  * agent.h - revtun-agent's context: the one struct every agent module is
  * handed, and the few calls modules make back into it.
  *
- * The context owns the loop, the live configuration and the three moving
+ * The context owns the loop, the live configuration and the moving
  * parts: the uplink (relay connection: TCP, proxy, TLS, SSH session and
- * its forwarded channels), the consent gate and the signal handling
+ * its forwarded channels), the consent gate, the built-in services with
+ * the log ring they read (control.h, logring.h) and the signal handling
  * (HUP reload, TERM/INT graceful stop, USR1 status).
  *
  * Scheduling: nothing talks to libssh2 from inside an fd callback. Any
@@ -23,6 +24,8 @@ struct loop_timer;
 struct agent_config;
 struct uplink;
 struct consent;
+struct control;
+struct logring;
 
 struct agent_stats {
 	uint64_t connects;		/* SSH sessions that came up */
@@ -40,6 +43,8 @@ struct agent {
 	char *cfg_path;
 	struct uplink *uplink;
 	struct consent *consent;
+	struct control *control;	/* built-in services, rollback */
+	struct logring *logring;	/* last log lines for `logs` */
 	int kick_pending;		/* a pump is deferred to end of round */
 	int reload_pending;		/* HUP seen, reload in the next pump */
 	int consent_pending;		/* gate changed: apply in next pump */

@@ -512,6 +512,24 @@ v_target(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
+v_log_lines(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_int(cfg, opt, 10, 100000);
+}
+
+static int
+v_shell_user(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = opt_str(opt);
+
+	if (*s == '\0' || strlen(s) > 32 || strspn(s,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+	    != strlen(s))
+		opt_err(cfg, opt, "\"%s\" is not a user name", s);
+	return 0;
+}
+
+static int
 v_proxy_host(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *s = opt_str(opt);
@@ -602,6 +620,19 @@ schema_new(void)
 		CFG_STR("backoff_max", "60s", CFGF_NONE),
 		CFG_END()
 	};
+	cfg_opt_t control_opts[] = {
+		CFG_STR("rollback_timeout", "120s", CFGF_NONE),
+		CFG_INT("log_lines", 1000, CFGF_NONE),
+		CFG_STR("state_dir", "/var/lib/revtun", CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t shell_opts[] = {
+		CFG_BOOL("enable", cfg_false, CFGF_NONE),
+		CFG_STR("user", "root", CFGF_NONE),
+		CFG_STR("command", "", CFGF_NONE),
+		CFG_STR("idle_timeout", "15m", CFGF_NONE),
+		CFG_END()
+	};
 	cfg_opt_t opts[] = {
 		CFG_STR_LIST("relays", NULL, CFGF_NODEFAULT),
 		CFG_STR("log_level", "info", CFGF_NONE),
@@ -618,6 +649,8 @@ schema_new(void)
 		CFG_SEC("service", service_opts,
 		    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("mqtt", mqtt_opts, CFGF_NONE),
+		CFG_SEC("control", control_opts, CFGF_NONE),
+		CFG_SEC("shell", shell_opts, CFGF_NONE),
 		CFG_END()
 	};
 	static const struct {
@@ -666,6 +699,12 @@ schema_new(void)
 		{ "mqtt|spool_max_bytes", v_mqtt_spool_bytes },
 		{ "mqtt|connect_timeout", v_duration },
 		{ "mqtt|backoff_max", v_duration },
+		{ "control|rollback_timeout", v_duration },
+		{ "control|log_lines", v_log_lines },
+		{ "control|state_dir", v_path },
+		{ "shell|user", v_shell_user },
+		{ "shell|command", v_path_opt },
+		{ "shell|idle_timeout", v_duration0 },
 	};
 	cfg_t *cfg;
 	size_t i;
@@ -943,6 +982,35 @@ load_services(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 }
 
 /*
+ * The control and shell sections. A `service shell` needs shell.enable:
+ * a PTY on the gateway is never offered by accident.
+ */
+static int
+load_control_shell(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	cfg_t *sec = cfg_getsec(cfg, "control");
+	int r;
+
+	ac->control_rollback_timeout_ms = get_ms(sec, "rollback_timeout");
+	ac->control_log_lines = (unsigned int)cfg_getint(sec, "log_lines");
+	if ((r = dupstr(&ac->control_state_dir,
+	    cfg_getstr(sec, "state_dir"))) != 0)
+		return r;
+	sec = cfg_getsec(cfg, "shell");
+	ac->shell_enable = cfg_getbool(sec, "enable") ? 1 : 0;
+	ac->shell_idle_timeout_ms = get_ms(sec, "idle_timeout");
+	if ((r = dupstr(&ac->shell_user, cfg_getstr(sec, "user"))) != 0 ||
+	    (r = dupstr(&ac->shell_command, cfg_getstr(sec, "command"))) != 0)
+		return r;
+	if (agent_config_service_by_name(ac, "shell") != NULL &&
+	    !ac->shell_enable)
+		sec_err(lc, sec, "service shell is configured but "
+		    "shell.enable is false (set enable = true to offer a "
+		    "PTY shell)");
+	return 0;
+}
+
+/*
  * The mqtt section. Values were checked in pass 1; the files it names are
  * checked only when the client is enabled (a disabled section may keep
  * placeholder paths).
@@ -1042,7 +1110,8 @@ build(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	    (r = load_proxy(ac, cfg, lc)) != 0 ||
 	    (r = load_limits_consent(ac, cfg, lc)) != 0 ||
 	    (r = load_services(ac, cfg, lc)) != 0 ||
-	    (r = load_mqtt(ac, cfg, lc)) != 0)
+	    (r = load_mqtt(ac, cfg, lc)) != 0 ||
+	    (r = load_control_shell(ac, cfg, lc)) != 0)
 		return r;
 	ac->connect_timeout_ms = get_ms(cfg, "connect_timeout");
 	ac->tcp_user_timeout_ms = get_ms(cfg, "tcp_user_timeout");
@@ -1064,7 +1133,7 @@ label_sections(cfg_t *cfg, const char *name)
 {
 	static const char *secs[] = {
 		"tls", "ssh", "reconnect", "proxy", "limits", "consent",
-		"mqtt", "mqtt|tls",
+		"mqtt", "mqtt|tls", "control", "shell",
 	};
 	size_t i;
 
@@ -1199,6 +1268,9 @@ agent_config_free(struct agent_config *cfg)
 	free(cfg->mqtt.tls_key);
 	free(cfg->mqtt.tls_server_name);
 	free(cfg->mqtt.spool_dir);
+	free(cfg->control_state_dir);
+	free(cfg->shell_user);
+	free(cfg->shell_command);
 	free(cfg);
 }
 
@@ -1342,7 +1414,7 @@ agent_config_diff(const struct agent_config *old_cfg,
 	if (a == NULL || b == NULL)
 		return a == b ? 0 : AGENT_DIFF_UPLINK | AGENT_DIFF_SERVICES |
 		    AGENT_DIFF_CONSENT | AGENT_DIFF_LIMITS | AGENT_DIFF_LOG |
-		    AGENT_DIFF_MQTT;
+		    AGENT_DIFF_MQTT | AGENT_DIFF_CONTROL;
 	if (uplink_differs(a, b))
 		d |= AGENT_DIFF_UPLINK;
 	if (services_differ(a, b))
@@ -1364,5 +1436,13 @@ agent_config_diff(const struct agent_config *old_cfg,
 		d |= AGENT_DIFF_LOG;
 	if (mqtt_differs(&a->mqtt, &b->mqtt))
 		d |= AGENT_DIFF_MQTT;
+	if (a->control_rollback_timeout_ms != b->control_rollback_timeout_ms ||
+	    a->control_log_lines != b->control_log_lines ||
+	    sdiff(a->control_state_dir, b->control_state_dir) ||
+	    a->shell_enable != b->shell_enable ||
+	    sdiff(a->shell_user, b->shell_user) ||
+	    sdiff(a->shell_command, b->shell_command) ||
+	    a->shell_idle_timeout_ms != b->shell_idle_timeout_ms)
+		d |= AGENT_DIFF_CONTROL;
 	return d;
 }

@@ -120,6 +120,18 @@ struct agent_config {
 
 	/* telemetry */
 	struct agent_mqtt_config mqtt;
+
+	/* control { }: the built-in control service (agent/control.h) */
+	int64_t control_rollback_timeout_ms; /* relay back after a remote
+					 * change, or rollback (120 s) */
+	unsigned int control_log_lines;	/* in-memory log ring (1000) */
+	char *control_state_dir;	/* pending events ("/var/lib/revtun") */
+
+	/* shell { }: the built-in PTY shell service (agent/shell.h) */
+	int shell_enable;		/* false; `service shell` needs true */
+	char *shell_user;		/* account the shell runs as ("root") */
+	char *shell_command;		/* "" = that user's login shell */
+	int64_t shell_idle_timeout_ms;	/* no input or output (15 m); 0 off */
 };
 
 /* What a reload must restart (bit set = changed). */
@@ -130,6 +142,8 @@ struct agent_config {
 					 * backoff: read afresh, no restart */
 #define AGENT_DIFF_LOG      0x10u
 #define AGENT_DIFF_MQTT     0x20u	/* mqtt section: restart the client */
+#define AGENT_DIFF_CONTROL  0x40u	/* control / shell sections: applied
+					 * in place (new sessions) */
 
 /*
  * Loads path into a new config. Returns 0 and *out, or RT_ERR_CONFIG /

@@ -95,3 +95,11 @@ tests_fuzz_spool_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
 tests_fuzz_spool_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_spool_fuzz_LDADD = $(AGENT_LIBS)
 endif
+
+# Built-in services (control, shell), the log ring they read, the config
+# store with rollback (ctl-agent, issue 6).
+agent_libagent_a_SOURCES += agent/control.c agent/control.h
+agent_libagent_a_SOURCES += agent/logring.c agent/logring.h
+agent_libagent_a_SOURCES += agent/cfgstore.c agent/cfgstore.h
+agent_libagent_a_SOURCES += agent/shell.c agent/shell.h
+tests_unit_agent_unit_SOURCES += tests/unit/test_control.c

@@ -5,12 +5,13 @@
 
 int suite_agent_config(void);
 int suite_spool(void);
+int suite_control(void);
 
 int
 main(int argc, char **argv)
 {
 	static const unit_suite_fn suites[] = {
-		suite_agent_config, suite_spool, NULL,
+		suite_agent_config, suite_spool, suite_control, NULL,
 	};
 
 	return unit_run(argc, argv, suites);

@@ -348,8 +348,11 @@ test_service_names_and_ports(void)
 	    "\ttarget = \"10.0.0.5:80\"\n}\n",
 	    NAME ":", "service shell: target: not allowed");
 
-	/* shell without a target is a builtin */
-	CU_ASSERT_EQUAL(fx_load(&f, "service shell {\n\tport = 2200\n}\n"), 0);
+	/* shell without a target is a builtin, offered only when enabled */
+	EXPECT_ONE(&f, "service shell {\n\tport = 2200\n}\n",
+	    NAME ":", "shell.enable is false");
+	CU_ASSERT_EQUAL(fx_load(&f, "service shell {\n\tport = 2200\n}\n"
+	    "shell {\n\tenable = true\n}\n"), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f.cfg);
 	CU_ASSERT_EQUAL(agent_config_service_by_name(f.cfg, "shell")->builtin,
 	    1);
