@@ -41,3 +41,8 @@ RELAY_IT = \
 	tests/integration/relay_hostile.sh
 TESTS += $(RELAY_IT)
 EXTRA_DIST += $(RELAY_IT) tests/integration/relay_common.sh
+
+# Exec commands answered by an agent's control / shell service.
+relay_librelay_a_SOURCES += relay/ctlexec.c relay/ctlexec.h
+TESTS += tests/integration/relay_ctl.sh
+EXTRA_DIST += tests/integration/relay_ctl.sh tests/tools/ctl_agent.py

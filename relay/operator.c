@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "bridge.h"
 #include "buf.h"
+#include "ctlexec.h"
 #include "err.h"
 #include "log.h"
 #include "loop.h"
@@ -350,7 +351,27 @@ static int
 exec_data_cb(ssh_session s, ssh_channel ch, void *data, uint32_t len,
 	     int is_stderr, void *ud)
 {
-	return (int)len;	/* commands read no input */
+	struct opexec *x = ud;
+
+	/*
+	 * Input can arrive in the same read as the exec request, before it
+	 * was dispatched: leave it with libssh until the command is known
+	 * (a control command pulls it then, see ctlexec.c).
+	 */
+	if (!x->ran)
+		return 0;
+	if (ctlexec_active(x) && !is_stderr)
+		return ctlexec_op_data(x, data, len);
+	return (int)len;	/* relay commands read no input */
+}
+
+static void
+exec_eof_cb(ssh_session s, ssh_channel ch, void *ud)
+{
+	struct opexec *x = ud;
+
+	if (ctlexec_active(x))
+		ctlexec_op_eof(x);
 }
 
 static void
@@ -382,6 +403,7 @@ op_session_open(struct opconn *op, ssh_message msg)
 	}
 	x->cb.userdata = x;
 	x->cb.channel_data_function = exec_data_cb;
+	x->cb.channel_eof_function = exec_eof_cb;
 	x->cb.channel_close_function = exec_close_cb;
 	ssh_callbacks_init(&x->cb);
 	ssh_set_channel_callbacks(x->ch, &x->cb);
@@ -464,14 +486,33 @@ op_exec(struct opconn *op, struct opexec *x, ssh_message msg)
 	memcpy(word, cmd, n);
 	word[n] = '\0';
 	ssh_message_channel_request_reply_success(msg);
+	if (ctlexec_is_command(word)) {
+		/* audited, answered and finished by ctlexec.c */
+		ctlexec_start(x, cmd);
+		return;
+	}
 	x->ran = 1;
 	if (strcmp(word, "agents") == 0) {
 		cmd_agents(x);
 		x->exit_status = 0;
 	} else if (strcmp(word, "help") == 0 || word[0] == '\0') {
-		outf(x, "revtun relay commands:\n"
-		    "  agents   connected agents you may reach\n"
-		    "  help     this text\n"
+		outf(x, "revtun relay commands (right needed on the agent):\n"
+		    "  agents                        connected agents you may "
+		    "reach\n"
+		    "  status AGENT                  agent status (read)\n"
+		    "  config AGENT show             its configuration, "
+		    "secrets redacted (read)\n"
+		    "  config AGENT set KEY VALUE    change one setting "
+		    "(write)\n"
+		    "  config AGENT apply < FILE     replace the whole file "
+		    "(write)\n"
+		    "  reload AGENT                  make it reload its "
+		    "configuration (write)\n"
+		    "  logs AGENT [-f]               recent log lines, -f "
+		    "follows (logs)\n"
+		    "  shell AGENT                   a shell on it, with "
+		    "ssh -t (shell)\n"
+		    "  help                          this text\n"
 		    "Reach a service: ssh -W SERVICE.AGENT:PORT or "
 		    "ssh -L LPORT:SERVICE.AGENT:PORT %s@relay\n", op->name);
 		x->exit_status = 0;
@@ -488,6 +529,37 @@ op_exec(struct opconn *op, struct opexec *x, ssh_message msg)
 	    x->exit_status);
 }
 
+/* libssh 0.10 offers the pty-req / window-change values only through
+ * these deprecated accessors in message mode (see msg_pubkey). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static void
+op_pty(struct opconn *op, struct opexec *x, ssh_message msg)
+{
+	const char *term = ssh_message_channel_request_pty_term(msg);
+	int cols = ssh_message_channel_request_pty_width(msg);
+	int rows = ssh_message_channel_request_pty_height(msg);
+
+	if (ctlexec_pty(x, term, cols, rows) != 0) {
+		log_info("operator %s: pty-req refused (bad values)", op->name);
+		ssh_message_reply_default(msg);
+		return;
+	}
+	ssh_message_channel_request_reply_success(msg);
+}
+
+static void
+op_winch(struct opexec *x, ssh_message msg)
+{
+	if (ctlexec_winch(x, ssh_message_channel_request_pty_width(msg),
+	    ssh_message_channel_request_pty_height(msg)) != 0) {
+		ssh_message_reply_default(msg);
+		return;
+	}
+	ssh_message_channel_request_reply_success(msg);
+}
+#pragma GCC diagnostic pop
+
 static void
 op_channel_request(struct opconn *op, ssh_message msg)
 {
@@ -497,6 +569,15 @@ op_channel_request(struct opconn *op, ssh_message msg)
 	x = find_exec(op, ssh_message_channel_request_channel(msg));
 	if (x != NULL && sub == SSH_CHANNEL_REQUEST_EXEC && !x->ran) {
 		op_exec(op, x, msg);
+		return;
+	}
+	/* a PTY only for a later `shell AGENT`: forwarded, not allocated */
+	if (x != NULL && sub == SSH_CHANNEL_REQUEST_PTY && !x->ran) {
+		op_pty(op, x, msg);
+		return;
+	}
+	if (x != NULL && sub == SSH_CHANNEL_REQUEST_WINDOW_CHANGE) {
+		op_winch(x, msg);
 		return;
 	}
 	/* shell, pty-req, env, subsystem, x11, window-change...: refused */
@@ -605,6 +686,8 @@ operator_exec_service(struct opexec *x)
 		x->dead = 1;
 		return 1;
 	}
+	if (ctlexec_active(x))
+		return ctlexec_service(x);
 	if (!x->ran || x->finished)
 		return 0;
 	x->op->touched = 1;
@@ -660,6 +743,7 @@ exec_free(struct opconn *op, struct opexec *x, int session_alive)
 {
 	TAILQ_REMOVE(&op->execs, x, link);
 	op->nchannels--;
+	ctlexec_free(x);
 	if (session_alive && x->ch != NULL) {
 		ssh_remove_channel_callbacks(x->ch, &x->cb);
 		if (!x->finished && ssh_channel_is_open(x->ch))
@@ -677,6 +761,8 @@ operator_reap_execs(struct opconn *op)
 
 	for (x = TAILQ_FIRST(&op->execs); x != NULL; x = next) {
 		next = TAILQ_NEXT(x, link);
+		/* runs before any agent is freed: let go of dying ones */
+		ctlexec_reap_check(x);
 		if (x->dead)
 			exec_free(op, x, 1);
 	}

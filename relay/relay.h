@@ -50,6 +50,7 @@ struct loop_watch;
 struct loop_timer;
 struct buf;
 struct tls_conn;
+struct ctlexec;
 
 #define RELAY_ID_MAX 64			/* agent ids, service and operator names */
 #define RELAY_MAX_LISTEN_FDS (2 * RELAY_MAX_LISTEN * 2)
@@ -190,6 +191,7 @@ struct opexec {
 	int finished;			/* exit status, EOF and close sent */
 	int remote_closed;
 	int dead;
+	struct ctlexec *ctl;		/* agent-backed command (ctlexec.c) */
 };
 
 enum bridge_state {

@@ -1,0 +1,1297 @@
+/*
+ * ctlexec.c - exec commands answered by an agent's control / shell
+ * service (ctlexec.h).
+ *
+ * Direction names: "up" is operator -> agent (op_in raw stdin, framed
+ * into to_agent), "down" is agent -> operator (from_agent raw frames,
+ * parsed into to_op). Callbacks from libssh only append what fits the
+ * soft part of a buffer or set a flag.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "acl.h"
+#include "audit.h"
+#include "buf.h"
+#include "ctlexec.h"
+#include "ctlproto.h"
+#include "err.h"
+#include "log.h"
+#include "loop.h"
+#include "registry.h"
+#include "sshsess.h"
+#include "util.h"
+
+#define CTL_CHUNK 32768		/* largest single ssh_channel_write */
+#define CTL_ERR_MAX 512		/* the stderr line */
+#define CTL_CMD_MAX 4096	/* command sent in CTL_REQ */
+#define CTL_KEY_MAX 128		/* config set KEY */
+#define CTL_TERM_MAX 64
+
+enum ctl_state {
+	CTL_IDLE = 0,		/* PTY remembered, no command yet */
+	CTL_OPENING,		/* forwarded-tcpip open in flight */
+	CTL_OPEN,
+	CTL_FINISHING,		/* exit status known: drain, then close */
+	CTL_DONE,
+};
+
+enum ctl_kind {
+	KIND_READ = 0,		/* status, config show, logs */
+	KIND_SET,
+	KIND_APPLY,
+	KIND_RELOAD,
+	KIND_SHELL,
+};
+
+struct ctlexec {
+	struct opexec *x;
+	struct relay *relay;
+	enum ctl_state state;
+	int active;			/* ctlexec_start() ran */
+	enum ctl_kind kind;
+
+	int have_pty;
+	uint16_t cols, rows;
+	char term[CTL_TERM_MAX + 1];
+	int winch_pending;
+	uint16_t wcols, wrows;
+
+	char agent_id[RELAY_ID_MAX + 1];
+	char service[RELAY_ID_MAX + 1];
+	int port;
+	char rule[256];
+	char cmd[CTL_CMD_MAX + 1];	/* canonical, sent in CTL_REQ */
+	char audit_cmd[512];		/* as audited: secrets left out */
+	char change[256];		/* config audit summary */
+
+	struct agent *ag;		/* NULL once let go */
+	ssh_channel ag_ch;
+	int ag_opened;
+	struct ssh_channel_callbacks_struct ag_cb;
+	int64_t deadline;		/* while OPENING */
+	int64_t t_start;
+
+	size_t soft;			/* what callbacks may fill */
+	struct buf *op_in;		/* operator stdin, raw */
+	struct buf *to_agent;		/* frames for the agent */
+	struct buf *from_agent;		/* agent frames, raw */
+	struct buf *to_op;		/* operator stdout */
+	struct buf *to_op_err;		/* operator stderr: one line */
+	int op_backlog, ag_backlog;	/* libssh holds bytes we refused */
+	int op_eof_in;			/* operator stdin ended */
+	int eof_framed;			/* CTL_EOF queued for the agent */
+	int ag_eof_in, ag_closed;	/* SSH EOF / close from the agent */
+	int got_exit;
+	int status;			/* exit status for the operator */
+	int config_audited;
+	uint64_t bytes_up, bytes_down;
+	EVP_MD_CTX *sha;		/* config apply: sha256 of stdin */
+};
+
+/* ---- small helpers ---- */
+
+static void
+errf(struct ctlexec *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+errf(struct ctlexec *c, const char *fmt, ...)
+{
+	char line[CTL_ERR_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	(void)buf_append_some(c->to_op_err, line, (size_t)n);
+}
+
+static struct ctlexec *
+ctl_get(struct opexec *x)
+{
+	struct relay *r = x->op->relay;
+	struct ctlexec *c;
+	size_t soft;
+
+	if (x->ctl != NULL)
+		return x->ctl;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->x = x;
+	c->relay = r;
+	c->status = 255;
+	/* a buffer must hold at least one whole frame */
+	soft = RT_MAX((size_t)r->cfg->channel_buffer,
+	    (size_t)(2 * (CTL_HDR_LEN + CTL_MAX_PAYLOAD)));
+	c->soft = soft;
+	if ((c->op_in = buf_new(soft + BRIDGE_PULL_ROOM)) == NULL ||
+	    (c->to_agent = buf_new(soft)) == NULL ||
+	    (c->from_agent = buf_new(soft + BRIDGE_PULL_ROOM)) == NULL ||
+	    (c->to_op = buf_new(soft)) == NULL ||
+	    (c->to_op_err = buf_new(CTL_ERR_MAX)) == NULL) {
+		buf_free(c->op_in);
+		buf_free(c->to_agent);
+		buf_free(c->from_agent);
+		buf_free(c->to_op);
+		free(c);
+		return NULL;
+	}
+	x->ctl = c;
+	return c;
+}
+
+int
+ctlexec_is_command(const char *word)
+{
+	static const char *const cmds[] = {
+		"status", "config", "logs", "reload", "shell",
+	};
+	size_t i;
+
+	for (i = 0; i < RT_ARRAY_SIZE(cmds); i++) {
+		if (strcmp(word, cmds[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int
+ctlexec_active(const struct opexec *x)
+{
+	return x->ctl != NULL && x->ctl->active;
+}
+
+int
+ctlexec_pty(struct opexec *x, const char *term, int cols, int rows)
+{
+	struct ctlexec *c;
+	size_t i;
+
+	if (term == NULL || strlen(term) > CTL_TERM_MAX || cols < 0 ||
+	    cols > 65535 || rows < 0 || rows > 65535)
+		return RT_ERR_INVAL;
+	for (i = 0; term[i] != '\0'; i++) {
+		if (term[i] <= ' ' || term[i] > '~')
+			return RT_ERR_INVAL;
+	}
+	if ((c = ctl_get(x)) == NULL)
+		return RT_ERR_NOMEM;
+	if (c->active)
+		return RT_ERR_INVAL;
+	c->have_pty = 1;
+	rt_strlcpy(c->term, term, sizeof(c->term));
+	c->cols = (uint16_t)cols;
+	c->rows = (uint16_t)rows;
+	return 0;
+}
+
+int
+ctlexec_winch(struct opexec *x, int cols, int rows)
+{
+	struct ctlexec *c = x->ctl;
+
+	if (c == NULL || !c->have_pty || cols < 0 || cols > 65535 ||
+	    rows < 0 || rows > 65535)
+		return RT_ERR_INVAL;
+	if (!c->active) {
+		c->cols = (uint16_t)cols;
+		c->rows = (uint16_t)rows;
+		return 0;
+	}
+	c->wcols = (uint16_t)cols;
+	c->wrows = (uint16_t)rows;
+	c->winch_pending = 1;
+	relay_kick(c->relay);
+	return 0;
+}
+
+/* ---- audit ---- */
+
+static void
+audit_exec(struct ctlexec *c, const char *event, const char *reason)
+{
+	struct opconn *op = c->x->op;
+	struct audit_rec rec;
+
+	audit_rec_begin(&rec, event);
+	audit_rec_str(&rec, "operator", op->name);
+	audit_rec_str(&rec, "agent", c->agent_id[0] != '\0' ? c->agent_id :
+	    NULL);
+	audit_rec_str(&rec, "command", c->audit_cmd);
+	audit_rec_str(&rec, "src", op->src);
+	audit_rec_str(&rec, "rule", c->rule[0] != '\0' ? c->rule : NULL);
+	if (reason != NULL)
+		audit_rec_str(&rec, "reason", reason);
+	relay_audit(c->relay, &rec);
+}
+
+/* The config record of a change, once: with the agent's answer when it
+ * came (exit_status), without it (null) when the command ended first. */
+static void
+audit_config(struct ctlexec *c)
+{
+	struct audit_rec rec;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+
+	if (c->config_audited || !c->active ||
+	    (c->kind != KIND_SET && c->kind != KIND_APPLY &&
+	    c->kind != KIND_RELOAD) || c->change[0] == '\0')
+		return;
+	c->config_audited = 1;
+	audit_rec_begin(&rec, "config");
+	audit_rec_str(&rec, "operator", c->x->op->name);
+	audit_rec_str(&rec, "agent", c->agent_id);
+	if (c->kind == KIND_APPLY) {
+		hex[0] = '\0';
+		if (c->sha != NULL && EVP_DigestFinal_ex(c->sha, md,
+		    &mdlen) == 1) {
+			for (i = 0; i < mdlen; i++)
+				snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		}
+		snprintf(c->change, sizeof(c->change), "apply %llu bytes "
+		    "sha256 %s", (unsigned long long)c->bytes_up, hex);
+		audit_rec_str(&rec, "change", c->change);
+		audit_rec_int(&rec, "bytes", (long long)c->bytes_up);
+		audit_rec_str(&rec, "sha256", hex);
+	} else
+		audit_rec_str(&rec, "change", c->change);
+	if (c->got_exit)
+		audit_rec_int(&rec, "exit_status", c->status);
+	else
+		audit_rec_str(&rec, "exit_status", NULL);
+	relay_audit(c->relay, &rec);
+	log_info("operator %s: config change on %s: %s (%s)",
+	    c->x->op->name, c->agent_id, c->change,
+	    c->got_exit ? (c->status == 0 ? "accepted" : "refused by the "
+	    "agent") : "no answer");
+}
+
+/* ---- parsing ---- */
+
+/* A key whose value must not appear in the audit log or the debug log. */
+static int
+secret_key(const char *key)
+{
+	static const char *const words[] = {
+		"pass", "secret", "token", "key", "hmac", "credential",
+		"psk", "private", "auth",
+	};
+	char low[CTL_KEY_MAX + 1];
+	size_t i;
+
+	for (i = 0; key[i] != '\0' && i < CTL_KEY_MAX; i++)
+		low[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ?
+		    key[i] - 'A' + 'a' : key[i]);
+	low[i] = '\0';
+	for (i = 0; i < RT_ARRAY_SIZE(words); i++) {
+		if (strstr(low, words[i]) != NULL)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+valid_key(const char *k)
+{
+	size_t i;
+
+	for (i = 0; k[i] != '\0'; i++) {
+		if (!((k[i] >= 'a' && k[i] <= 'z') ||
+		    (k[i] >= 'A' && k[i] <= 'Z') ||
+		    (k[i] >= '0' && k[i] <= '9') || strchr("._-[]", k[i])))
+			return 0;
+	}
+	return i > 0 && i <= CTL_KEY_MAX;
+}
+
+/* No control characters (C0, DEL); UTF-8 is left to the agent. */
+static int
+printable(const char *s)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+static const char *
+usage_text(const char *word)
+{
+	if (strcmp(word, "status") == 0)
+		return "usage: status AGENT\n";
+	if (strcmp(word, "config") == 0)
+		return "usage: config AGENT show\n"
+		    "       config AGENT set KEY VALUE\n"
+		    "       config AGENT apply < FILE\n";
+	if (strcmp(word, "logs") == 0)
+		return "usage: logs AGENT [-f]\n";
+	if (strcmp(word, "reload") == 0)
+		return "usage: reload AGENT\n";
+	return "usage: ssh -t ... shell AGENT\n";
+}
+
+/*
+ * Splits line into at most max words (space / tab separated); *rest gets
+ * where word number rest_after + 1 starts (for config set VALUE). Returns
+ * the number of words, or -1 if there are more than max.
+ */
+static int
+split_words(char *line, char **w, int max, int rest_after, char **rest)
+{
+	int n = 0;
+	char *p = line;
+
+	*rest = NULL;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		if (n == rest_after && rest_after > 0) {
+			*rest = p;
+			/* the value keeps inner blanks, not trailing ones */
+			n++;
+			break;
+		}
+		if (n == max)
+			return -1;
+		w[n++] = p;
+		p += strcspn(p, " \t");
+		if (*p != '\0')
+			*p++ = '\0';
+	}
+	if (*rest != NULL) {
+		p = *rest + strlen(*rest);
+		while (p > *rest && (p[-1] == ' ' || p[-1] == '\t'))
+			*--p = '\0';
+	}
+	return n;
+}
+
+/*
+ * Parses the command into c (agent_id, kind, cmd, audit_cmd, change) and
+ * the right it needs. Returns 0 or RT_ERR_INVAL (usage).
+ */
+static int
+parse_command(struct ctlexec *c, const char *line, const char **right)
+{
+	char copy[CTL_CMD_MAX + 1], *w[4], *rest;
+	int n;
+
+	if (strlen(line) > CTL_CMD_MAX - 64 || !printable(line))
+		return RT_ERR_INVAL;
+	rt_strlcpy(copy, line, sizeof(copy));
+	n = split_words(copy, w, 4, strncmp(line, "config", 6) == 0 ? 4 : 0,
+	    &rest);
+	if (n < 2)
+		return RT_ERR_INVAL;
+	if (rt_strlcpy(c->agent_id, w[1], sizeof(c->agent_id)) >=
+	    sizeof(c->agent_id))
+		c->agent_id[0] = '\0';	/* cannot name an agent: denied */
+	rt_strlcpy(c->service, "control", sizeof(c->service));
+	c->kind = KIND_READ;
+	*right = "read";
+	if (strcmp(w[0], "status") == 0 && n == 2) {
+		rt_strlcpy(c->cmd, "status", sizeof(c->cmd));
+	} else if (strcmp(w[0], "reload") == 0 && n == 2) {
+		rt_strlcpy(c->cmd, "reload", sizeof(c->cmd));
+		rt_strlcpy(c->change, "reload", sizeof(c->change));
+		c->kind = KIND_RELOAD;
+		*right = "write";
+	} else if (strcmp(w[0], "logs") == 0 &&
+	    (n == 2 || (n == 3 && strcmp(w[2], "-f") == 0))) {
+		rt_strlcpy(c->cmd, n == 3 ? "logs -f" : "logs",
+		    sizeof(c->cmd));
+		*right = "logs";
+	} else if (strcmp(w[0], "shell") == 0 && n == 2) {
+		rt_strlcpy(c->cmd, "shell", sizeof(c->cmd));
+		rt_strlcpy(c->service, "shell", sizeof(c->service));
+		c->kind = KIND_SHELL;
+		*right = "shell";
+	} else if (strcmp(w[0], "config") == 0 && n == 3 &&
+	    strcmp(w[2], "show") == 0) {
+		rt_strlcpy(c->cmd, "config show", sizeof(c->cmd));
+	} else if (strcmp(w[0], "config") == 0 && n == 3 &&
+	    strcmp(w[2], "apply") == 0) {
+		rt_strlcpy(c->cmd, "config apply", sizeof(c->cmd));
+		rt_strlcpy(c->change, "apply", sizeof(c->change));
+		c->kind = KIND_APPLY;
+		*right = "write";
+	} else if (strcmp(w[0], "config") == 0 && n == 5 &&
+	    strcmp(w[2], "set") == 0 && valid_key(w[3]) && rest != NULL) {
+		snprintf(c->cmd, sizeof(c->cmd), "config set %s %s", w[3],
+		    rest);
+		if (secret_key(w[3]))
+			snprintf(c->change, sizeof(c->change), "set %s "
+			    "(value not logged)", w[3]);
+		else
+			snprintf(c->change, sizeof(c->change), "set %s = %s",
+			    w[3], rest);
+		c->kind = KIND_SET;
+		*right = "write";
+	} else
+		return RT_ERR_INVAL;
+	if (c->kind == KIND_SET && secret_key(w[3]))
+		snprintf(c->audit_cmd, sizeof(c->audit_cmd), "config %s set "
+		    "%s ***", w[1], w[3]);
+	else if (c->kind == KIND_SET || c->kind == KIND_APPLY ||
+	    strcmp(w[0], "config") == 0)
+		snprintf(c->audit_cmd, sizeof(c->audit_cmd), "config %s %s",
+		    w[1], c->cmd + strlen("config "));
+	else
+		snprintf(c->audit_cmd, sizeof(c->audit_cmd), "%s %s", w[0],
+		    w[1]);
+	if (c->kind == KIND_APPLY) {
+		if ((c->sha = EVP_MD_CTX_new()) == NULL ||
+		    EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL) != 1) {
+			EVP_MD_CTX_free(c->sha);
+			c->sha = NULL;
+		}
+	}
+	return 0;
+}
+
+/* ---- start ---- */
+
+/* Ends the command with status and (optional) one line on stderr; the
+ * agent channel, if any, is closed at once. */
+static void
+ctl_finish(struct ctlexec *c, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+ctl_finish(struct ctlexec *c, int status, const char *fmt, ...)
+{
+	char line[CTL_ERR_MAX];
+	va_list ap;
+
+	if (c->state == CTL_FINISHING || c->state == CTL_DONE)
+		return;
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		errf(c, "%s\n", line);
+		if (status == 255)
+			log_info("operator %s: %s on %s: %s", c->x->op->name,
+			    c->cmd, c->agent_id, line);
+	}
+	c->status = status;
+	c->state = CTL_FINISHING;
+	if (c->ag != NULL && c->ag_ch != NULL && c->ag_opened &&
+	    !c->ag_closed && ssh_channel_is_open(c->ag_ch)) {
+		c->ag->touched = 1;
+		ssh_channel_close(c->ag_ch);
+	}
+	relay_kick(c->relay);
+}
+
+/* Agent channels open for control commands on ag (they count toward
+ * agent_max_channels with the bridges). */
+static unsigned int
+ctl_channels_on(struct relay *r, const struct agent *ag)
+{
+	struct opconn *op;
+	struct opexec *x;
+	unsigned int n = 0;
+
+	TAILQ_FOREACH(op, &r->operators, link) {
+		TAILQ_FOREACH(x, &op->execs, link)
+			n += x->ctl != NULL && x->ctl->ag == ag;
+	}
+	return n;
+}
+
+void
+ctlexec_start(struct opexec *x, const char *line)
+{
+	struct opconn *op = x->op;
+	struct relay *r = op->relay;
+	const struct relay_config *cfg = r->cfg;
+	const struct agent_svc *svc;
+	struct ctlexec *c;
+	const char *right = NULL, *rule = "default deny";
+	char word[16];
+	size_t n;
+	struct agent *ag;
+	int allowed;
+
+	x->ran = 1;
+	if ((c = ctl_get(x)) == NULL) {
+		log_err("operator %s: out of memory for a command", op->name);
+		x->exit_status = 255;
+		(void)buf_append_some(x->out, "revtun: out of memory\n", 22);
+		return;
+	}
+	c->active = 1;
+	c->t_start = loop_now(r->loop);
+	n = strcspn(line, " \t");
+	rt_strlcpy(word, line, RT_MIN(n + 1, sizeof(word)));
+	if (parse_command(c, line, &right) != 0) {
+		snprintf(c->audit_cmd, sizeof(c->audit_cmd), "%.200s", line);
+		c->agent_id[0] = '\0';
+		c->change[0] = '\0';
+		audit_exec(c, "exec_deny", "usage");
+		errf(c, "%s", usage_text(word));
+		ctl_finish(c, 2, NULL);
+		return;
+	}
+	/* one answer for unknown, offline and forbidden (DESIGN.md, ACL) */
+	allowed = c->agent_id[0] != '\0' && rt_valid_id(c->agent_id) &&
+	    acl_check(cfg->acl, op->name, ACL_RIGHT, c->agent_id, right, &rule);
+	ag = allowed ? registry_find(r, c->agent_id) : NULL;
+	if (!allowed || ag == NULL || ag->state != AGENT_UP || ag->dead) {
+		rt_strlcpy(c->rule, rule, sizeof(c->rule));
+		audit_exec(c, "exec_deny", !allowed ? "forbidden" :
+		    ag == NULL ? "no such agent" : "agent offline");
+		log_info("operator %s: \"%s\" refused (%s)", op->name,
+		    c->audit_cmd, rule);
+		c->change[0] = '\0';
+		/* byte for byte the same whatever the agent */
+		ctl_finish(c, 1, "revtun: no such agent, or offline, or not "
+		    "permitted");
+		return;
+	}
+	rt_strlcpy(c->rule, rule, sizeof(c->rule));
+	if ((svc = registry_service(ag, c->service, 0)) == NULL) {
+		audit_exec(c, "exec_deny", c->kind == KIND_SHELL ?
+		    "no shell service" : "no control service");
+		c->change[0] = '\0';
+		ctl_finish(c, 1, "revtun: %s has no %s service enabled",
+		    c->agent_id, c->service);
+		return;
+	}
+	if (r->stopping) {
+		audit_exec(c, "exec_deny", "relay stopping");
+		c->change[0] = '\0';
+		ctl_finish(c, 1, "revtun: the relay is stopping");
+		return;
+	}
+	if (ag->nbridges + ctl_channels_on(r, ag) >= cfg->agent_max_channels) {
+		audit_exec(c, "exec_deny", "agent channel limit");
+		c->change[0] = '\0';
+		ctl_finish(c, 1, "revtun: %s: too many open channels, try "
+		    "again later", c->agent_id);
+		return;
+	}
+	if ((c->ag_ch = ssh_channel_new(ag->ss.s)) == NULL) {
+		audit_exec(c, "exec_deny", "out of memory");
+		c->change[0] = '\0';
+		ctl_finish(c, 255, "revtun: out of memory");
+		return;
+	}
+	c->ag = ag;
+	c->port = svc->port;
+	c->state = CTL_OPENING;
+	c->deadline = c->t_start + cfg->handshake_timeout_ms;
+	c->op_backlog = 1;	/* stdin may have come before the exec */
+	audit_exec(c, "exec", NULL);
+	log_info("operator %s: \"%s\" (%s)", op->name, c->audit_cmd, c->rule);
+	relay_kick(r);
+}
+
+/* ---- callbacks ---- */
+
+int
+ctlexec_op_data(struct opexec *x, const void *data, uint32_t len)
+{
+	struct ctlexec *c = x->ctl;
+	size_t room;
+	ssize_t n;
+
+	if (c->state != CTL_OPENING && c->state != CTL_OPEN)
+		return (int)len;	/* nobody will read it */
+	room = buf_len(c->op_in) < c->soft ? c->soft - buf_len(c->op_in) : 0;
+	n = buf_append_some(c->op_in, data, RT_MIN((size_t)len, room));
+	if (n < 0)
+		n = 0;
+	c->op_backlog = (size_t)n < len;
+	relay_kick(c->relay);
+	return (int)n;
+}
+
+void
+ctlexec_op_eof(struct opexec *x)
+{
+	x->ctl->op_eof_in = 1;
+	relay_kick(x->ctl->relay);
+}
+
+static int
+ag_data_cb(ssh_session s, ssh_channel ch, void *data, uint32_t len,
+	   int is_stderr, void *ud)
+{
+	struct ctlexec *c = ud;
+	size_t room;
+	ssize_t n;
+
+	if (is_stderr || c->state != CTL_OPEN)
+		return (int)len;
+	room = buf_len(c->from_agent) < c->soft ?
+	    c->soft - buf_len(c->from_agent) : 0;
+	n = buf_append_some(c->from_agent, data, RT_MIN((size_t)len, room));
+	if (n < 0)
+		n = 0;
+	c->ag_backlog = (size_t)n < len;
+	relay_kick(c->relay);
+	return (int)n;
+}
+
+static void
+ag_eof_cb(ssh_session s, ssh_channel ch, void *ud)
+{
+	struct ctlexec *c = ud;
+
+	c->ag_eof_in = 1;
+	relay_kick(c->relay);
+}
+
+static void
+ag_close_cb(ssh_session s, ssh_channel ch, void *ud)
+{
+	struct ctlexec *c = ud;
+
+	c->ag_closed = 1;
+	relay_kick(c->relay);
+}
+
+/* ---- pump ---- */
+
+/* Pulls what libssh kept for ch into b, all at once (see bridge.c
+ * dir_pull for why). Returns bytes pulled or -1. */
+static ssize_t
+pull(ssh_channel ch, struct buf *b, int *backlog, size_t extra_per_chunk)
+{
+	uint8_t tmp[CTL_CHUNK];
+	size_t total = 0, want, need;
+	int avail, n;
+
+	if (!*backlog || ch == NULL)
+		return 0;
+	avail = ssh_channel_poll(ch, 0);
+	if (avail == SSH_ERROR)
+		return -1;
+	if (avail <= 0) {
+		*backlog = 0;
+		return 0;
+	}
+	need = (size_t)avail + extra_per_chunk;
+	if (need > buf_room(b))
+		return 0;
+	while (total < (size_t)avail) {
+		want = RT_MIN((size_t)avail - total, sizeof(tmp));
+		n = ssh_channel_read_nonblocking(ch, tmp, (uint32_t)want, 0);
+		if (n == SSH_ERROR)
+			return -1;
+		if (n <= 0)
+			break;
+		if (buf_append(b, tmp, (size_t)n) != 0)
+			return -1;
+		total += (size_t)n;
+	}
+	if (total == (size_t)avail)
+		*backlog = 0;
+	return (ssize_t)total;
+}
+
+/* Completes the forwarded-tcpip open. Returns 1 on a state change. */
+static int
+advance_open(struct ctlexec *c)
+{
+	struct opconn *op = c->x->op;
+	uint8_t req[RELAY_ID_MAX + 1 + CTL_CMD_MAX + 1];
+	uint8_t pty[4 + CTL_TERM_MAX];
+	size_t ol, cl, tl;
+	int rc;
+
+	c->ag->touched = 1;
+	rc = ssh_channel_open_reverse_forward(c->ag_ch, c->service, c->port,
+	    op->host, op->port);
+	if (rc == SSH_AGAIN) {
+		if (loop_now(c->relay->loop) < c->deadline)
+			return 0;
+		/* the open may still complete: leave it to libssh */
+		ssh_channel_free(c->ag_ch);
+		c->ag_ch = NULL;
+		ctl_finish(c, 255, "revtun: %s did not answer", c->agent_id);
+		return 1;
+	}
+	if (rc != SSH_OK) {
+		/* pitfall 8: a failed open is freed, never closed */
+		ssh_channel_free(c->ag_ch);
+		c->ag_ch = NULL;
+		ctl_finish(c, 255, "revtun: %s refused the %s channel",
+		    c->agent_id, c->service);
+		return 1;
+	}
+	c->ag_opened = 1;
+	memset(&c->ag_cb, 0, sizeof(c->ag_cb));
+	c->ag_cb.userdata = c;
+	c->ag_cb.channel_data_function = ag_data_cb;
+	c->ag_cb.channel_eof_function = ag_eof_cb;
+	c->ag_cb.channel_close_function = ag_close_cb;
+	ssh_callbacks_init(&c->ag_cb);
+	ssh_set_channel_callbacks(c->ag_ch, &c->ag_cb);
+	c->state = CTL_OPEN;
+
+	ol = strlen(op->name);
+	cl = strlen(c->cmd);
+	memcpy(req, op->name, ol);
+	req[ol] = '\0';
+	memcpy(req + ol + 1, c->cmd, cl);
+	/* to_agent is empty and holds a whole frame: these cannot fail */
+	(void)ctl_append(c->to_agent, CTL_REQ, req, ol + 1 + cl);
+	if (c->kind == KIND_SHELL && c->have_pty) {
+		tl = strlen(c->term);
+		ctl_put_u16(pty, c->cols);
+		ctl_put_u16(pty + 2, c->rows);
+		memcpy(pty + 4, c->term, tl);
+		(void)ctl_append(c->to_agent, CTL_PTY, pty, 4 + tl);
+	}
+	log_debug("operator %s: %s channel to %s open", op->name, c->service,
+	    c->agent_id);
+	return 1;
+}
+
+/* Frames stdin from op_in into to_agent. Returns bytes framed. */
+static size_t
+frame_up(struct ctlexec *c, size_t *quota)
+{
+	uint8_t wz[4];
+	size_t len, room, moved = 0;
+
+	if (c->winch_pending && c->kind == KIND_SHELL && c->have_pty &&
+	    buf_room(c->to_agent) >= CTL_HDR_LEN + 4) {
+		ctl_put_u16(wz, c->wcols);
+		ctl_put_u16(wz + 2, c->wrows);
+		(void)ctl_append(c->to_agent, CTL_WINCH, wz, 4);
+		c->winch_pending = 0;
+	} else if (c->winch_pending && c->kind != KIND_SHELL)
+		c->winch_pending = 0;
+	while ((len = buf_len(c->op_in)) > 0 && *quota > 0) {
+		room = buf_room(c->to_agent);
+		if (room <= CTL_HDR_LEN)
+			break;
+		len = RT_MIN(len, RT_MIN(room - CTL_HDR_LEN, CTL_MAX_PAYLOAD));
+		len = RT_MIN(len, *quota);
+		if (ctl_append(c->to_agent, CTL_DATA, buf_data(c->op_in),
+		    len) != 0)
+			break;
+		if (c->sha != NULL)
+			(void)EVP_DigestUpdate(c->sha, buf_data(c->op_in), len);
+		buf_consume(c->op_in, len);
+		c->bytes_up += len;
+		*quota -= len;
+		moved += len;
+	}
+	if (buf_len(c->op_in) == 0)
+		buf_shrink(c->op_in);
+	if (c->op_eof_in && !c->eof_framed && buf_len(c->op_in) == 0 &&
+	    !c->op_backlog && buf_room(c->to_agent) >= CTL_HDR_LEN) {
+		if (ssh_channel_poll(c->x->ch, 0) > 0)
+			c->op_backlog = 1;	/* data before the EOF */
+		else if (ctl_append(c->to_agent, CTL_EOF, NULL, 0) == 0)
+			c->eof_framed = 1;
+	}
+	return moved;
+}
+
+/* Writes b to ch. Returns bytes moved or -1. */
+static ssize_t
+flush(ssh_channel ch, struct sshsess *ss, struct buf *b, int to_stderr,
+      size_t *quota)
+{
+	size_t len, moved = 0;
+	int n;
+
+	while ((len = buf_len(b)) > 0 && *quota > 0) {
+		if (ss == NULL || sshsess_busy(ss))
+			break;
+		len = RT_MIN(len, RT_MIN(*quota, CTL_CHUNK));
+		n = to_stderr ?
+		    ssh_channel_write_stderr(ch, buf_data(b), (uint32_t)len) :
+		    ssh_channel_write(ch, buf_data(b), (uint32_t)len);
+		if (n == SSH_ERROR)
+			return -1;
+		if (n <= 0)
+			break;		/* no window: wait for an adjust */
+		/* pitfall 7: exactly what was taken */
+		buf_consume(b, (size_t)n);
+		*quota -= (size_t)n;
+		moved += (size_t)n;
+	}
+	if (buf_len(b) == 0)
+		buf_shrink(b);
+	return (ssize_t)moved;
+}
+
+/* Turns the agent's frames into stdout and an exit status. Returns
+ * bytes of frames consumed. */
+static size_t
+parse_down(struct ctlexec *c, size_t *quota)
+{
+	struct ctl_frame f;
+	uint32_t st;
+	size_t moved = 0;
+	int n;
+
+	while (c->state == CTL_OPEN && buf_len(c->from_agent) > 0 &&
+	    *quota > 0) {
+		n = ctl_parse(buf_data(c->from_agent), buf_len(c->from_agent),
+		    &f);
+		if (n == RT_ERR_AGAIN)
+			break;
+		if (n < 0) {
+			ctl_finish(c, 255, "revtun: %s: protocol error on the "
+			    "%s channel (%s)", c->agent_id, c->service,
+			    n == RT_ERR_TOOBIG ? "frame too long" :
+			    "bad frame");
+			break;
+		}
+		switch (f.type) {
+		case CTL_DATA:
+			if (buf_room(c->to_op) < f.len)
+				return moved;	/* stdout backed up */
+			if (buf_append(c->to_op, f.payload, f.len) != 0)
+				return moved;
+			c->bytes_down += f.len;
+			break;
+		case CTL_EOF:
+			break;
+		case CTL_EXIT:
+			if (ctl_get_exit(&f, &st) != 0) {
+				ctl_finish(c, 255, "revtun: %s: protocol error "
+				    "on the %s channel (bad exit frame)",
+				    c->agent_id, c->service);
+				return moved;
+			}
+			c->got_exit = 1;
+			buf_consume(c->from_agent, (size_t)n);
+			/* 0..255 is what an SSH client can show */
+			ctl_finish(c, st > 255 ? 255 : (int)st, NULL);
+			return moved + (size_t)n;
+		default:
+			ctl_finish(c, 255, "revtun: %s: protocol error on the "
+			    "%s channel (frame type %u from the agent)",
+			    c->agent_id, c->service, f.type);
+			return moved;
+		}
+		buf_consume(c->from_agent, (size_t)n);
+		moved += (size_t)n;
+		*quota -= RT_MIN(*quota, (size_t)n);
+	}
+	if (buf_len(c->from_agent) == 0)
+		buf_shrink(c->from_agent);
+	return moved;
+}
+
+static int
+service_open(struct ctlexec *c)
+{
+	struct opconn *op = c->x->op;
+	struct ctl_frame f;
+	size_t qup = BRIDGE_QUOTA, qdown = BRIDGE_QUOTA;
+	ssize_t n;
+	int progress = 0;
+
+	/* up: stdin -> frames -> agent */
+	if ((n = pull(c->x->ch, c->op_in, &c->op_backlog, 0)) < 0) {
+		ctl_finish(c, 255, "revtun: reading your input failed");
+		return 1;
+	}
+	progress |= n > 0;
+	progress |= frame_up(c, &qup) > 0;
+	if (c->ag_closed || ssh_channel_is_closed(c->ag_ch))
+		buf_reset(c->to_agent);	/* nobody reads it: see below */
+	if ((n = flush(c->ag_ch, &c->ag->ss, c->to_agent, 0, &qup)) < 0) {
+		if (!ssh_channel_is_closed(c->ag_ch)) {
+			ctl_finish(c, 255, "revtun: %s: writing to the %s "
+			    "channel failed", c->agent_id, c->service);
+			return 1;
+		}
+		/* closed under us: its last frames may still be parsed */
+		buf_reset(c->to_agent);
+		n = 0;
+	}
+	progress |= n > 0;
+	if (n > 0)
+		progress |= frame_up(c, &qup) > 0;
+
+	/* down: agent frames -> stdout */
+	if ((n = pull(c->ag_ch, c->from_agent, &c->ag_backlog, 0)) < 0) {
+		ctl_finish(c, 255, "revtun: %s: reading the %s channel failed",
+		    c->agent_id, c->service);
+		return 1;
+	}
+	progress |= n > 0;
+	progress |= parse_down(c, &qdown) > 0;
+	if ((n = flush(c->x->ch, &op->ss, c->to_op, 0, &qdown)) < 0)
+		return -1;
+	progress |= n > 0;
+	if (c->state != CTL_OPEN)
+		return 1;
+	/* the agent's channel ended without CTL_EXIT */
+	if ((c->ag_eof_in || c->ag_closed) && !c->ag_backlog &&
+	    buf_len(c->from_agent) < CTL_HDR_LEN + CTL_MAX_PAYLOAD &&
+	    ssh_channel_poll(c->ag_ch, 0) <= 0 &&
+	    ctl_parse(buf_data(c->from_agent), buf_len(c->from_agent),
+	    &f) == RT_ERR_AGAIN) {
+		ctl_finish(c, 255, "revtun: %s closed the %s channel before "
+		    "the command finished", c->agent_id, c->service);
+		return 1;
+	}
+	return progress;
+}
+
+/* Drains stdout and stderr, then exit status, EOF, close. */
+static int
+service_finish(struct ctlexec *c)
+{
+	struct opexec *x = c->x;
+	struct opconn *op = x->op;
+	size_t q = BRIDGE_QUOTA;
+	ssize_t n;
+	int progress = 0;
+
+	if ((n = flush(x->ch, &op->ss, c->to_op, 0, &q)) < 0)
+		return -1;
+	progress |= n > 0;
+	if (buf_len(c->to_op) > 0)
+		return progress;
+	if ((n = flush(x->ch, &op->ss, c->to_op_err, 1, &q)) < 0)
+		return -1;
+	progress |= n > 0;
+	if (buf_len(c->to_op_err) > 0)
+		return progress;
+	audit_config(c);
+	x->exit_status = c->status;
+	ssh_channel_request_send_exit_status(x->ch, c->status);
+	ssh_channel_send_eof(x->ch);
+	ssh_channel_close(x->ch);
+	x->finished = 1;
+	x->dead = 1;
+	c->state = CTL_DONE;
+	log_info("operator %s: \"%s\" done: exit %d, %llu bytes in, %llu "
+	    "out, %lld ms", op->name, c->audit_cmd, c->status,
+	    (unsigned long long)c->bytes_up,
+	    (unsigned long long)c->bytes_down,
+	    (long long)(loop_now(c->relay->loop) - c->t_start));
+	return 1;
+}
+
+int
+ctlexec_service(struct opexec *x)
+{
+	struct ctlexec *c = x->ctl;
+	int rc = 0;
+
+	if (c == NULL || !c->active || x->dead)
+		return 0;
+	x->op->touched = 1;
+	if (c->ag != NULL)
+		c->ag->touched = 1;
+	if (c->state == CTL_OPENING) {
+		if (c->ag == NULL) {
+			ctl_finish(c, 255, "revtun: %s went away",
+			    c->agent_id);
+			return 1;
+		}
+		if (advance_open(c) == 0)
+			return 0;
+	}
+	if (c->state == CTL_OPEN) {
+		if (c->ag == NULL) {
+			ctl_finish(c, 255, "revtun: %s disconnected",
+			    c->agent_id);
+			return 1;
+		}
+		rc = service_open(c);
+	}
+	if (rc >= 0 && c->state == CTL_FINISHING)
+		rc = service_finish(c);
+	if (rc < 0) {
+		/* the operator's channel is gone: nothing to tell */
+		x->dead = 1;
+		c->state = CTL_DONE;
+		return 1;
+	}
+	return rc;
+}
+
+/* ---- reaper ---- */
+
+static void
+release_agent_channel(struct ctlexec *c)
+{
+	if (c->ag_ch == NULL)
+		return;
+	if (c->ag_opened) {
+		ssh_remove_channel_callbacks(c->ag_ch, &c->ag_cb);
+		if (!c->ag_closed && ssh_channel_is_open(c->ag_ch))
+			ssh_channel_close(c->ag_ch);
+	}
+	/* pitfall 8: one that never opened is only freed */
+	ssh_channel_free(c->ag_ch);
+	c->ag_ch = NULL;
+}
+
+void
+ctlexec_reap_check(struct opexec *x)
+{
+	struct ctlexec *c = x->ctl;
+
+	if (c == NULL || c->ag == NULL || !c->ag->dead)
+		return;
+	release_agent_channel(c);
+	c->ag = NULL;
+	if (c->state == CTL_OPENING || c->state == CTL_OPEN)
+		ctl_finish(c, 255, "revtun: %s disconnected", c->agent_id);
+}
+
+void
+ctlexec_free(struct opexec *x)
+{
+	struct ctlexec *c = x->ctl;
+
+	if (c == NULL)
+		return;
+	if (c->active && c->state != CTL_DONE && c->ag_opened)
+		log_info("operator %s: \"%s\" on %s ended by the operator",
+		    x->op->name, c->audit_cmd, c->agent_id);
+	if (c->ag_opened)
+		audit_config(c);
+	if (c->ag != NULL)
+		release_agent_channel(c);
+	EVP_MD_CTX_free(c->sha);
+	buf_free(c->op_in);
+	buf_free(c->to_agent);
+	buf_free(c->from_agent);
+	buf_free(c->to_op);
+	buf_free(c->to_op_err);
+	free(c);
+	x->ctl = NULL;
+}
+
+/* ---- agent events ---- */
+
+struct jp {
+	const unsigned char *p, *end;
+	int depth;
+};
+
+static void
+jp_ws(struct jp *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
+	    *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static int jp_value(struct jp *j);
+
+static int
+jp_lit(struct jp *j, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
+		return 0;
+	j->p += n;
+	return 1;
+}
+
+static int
+jp_string(struct jp *j)
+{
+	int i;
+
+	if (j->p >= j->end || *j->p != '"')
+		return 0;
+	for (j->p++; j->p < j->end; j->p++) {
+		if (*j->p == '"') {
+			j->p++;
+			return 1;
+		}
+		if (*j->p < 0x20)
+			return 0;
+		if (*j->p != '\\')
+			continue;
+		if (++j->p >= j->end)
+			return 0;
+		if (strchr("\"\\/bfnrt", *j->p) != NULL && *j->p != '\0')
+			continue;
+		if (*j->p != 'u')
+			return 0;
+		for (i = 0; i < 4; i++) {
+			if (++j->p >= j->end || strchr("0123456789abcdefABCDEF",
+			    *j->p) == NULL || *j->p == '\0')
+				return 0;
+		}
+	}
+	return 0;
+}
+
+static int
+jp_number(struct jp *j)
+{
+	const unsigned char *s = j->p;
+
+	if (j->p < j->end && *j->p == '-')
+		j->p++;
+	if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+		return 0;
+	if (*j->p == '0')
+		j->p++;
+	else
+		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+			j->p++;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+			return 0;
+		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+			j->p++;
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+			return 0;
+		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+			j->p++;
+	}
+	return j->p > s;
+}
+
+static int
+jp_container(struct jp *j, int object)
+{
+	unsigned char close = object ? '}' : ']';
+
+	if (++j->depth > 16)
+		return 0;
+	j->p++;
+	jp_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		j->depth--;
+		return 1;
+	}
+	for (;;) {
+		jp_ws(j);
+		if (object) {
+			if (!jp_string(j))
+				return 0;
+			jp_ws(j);
+			if (j->p >= j->end || *j->p != ':')
+				return 0;
+			j->p++;
+			jp_ws(j);
+		}
+		if (!jp_value(j))
+			return 0;
+		jp_ws(j);
+		if (j->p >= j->end)
+			return 0;
+		if (*j->p == close) {
+			j->p++;
+			j->depth--;
+			return 1;
+		}
+		if (*j->p != ',')
+			return 0;
+		j->p++;
+	}
+}
+
+static int
+jp_value(struct jp *j)
+{
+	if (j->p >= j->end)
+		return 0;
+	switch (*j->p) {
+	case '{':
+		return jp_container(j, 1);
+	case '[':
+		return jp_container(j, 0);
+	case '"':
+		return jp_string(j);
+	case 't':
+		return jp_lit(j, "true");
+	case 'f':
+		return jp_lit(j, "false");
+	case 'n':
+		return jp_lit(j, "null");
+	default:
+		return jp_number(j);
+	}
+}
+
+int
+ctlexec_json_object_ok(const char *json, size_t len)
+{
+	struct jp j;
+	size_t i;
+
+	if (json == NULL || len == 0 || len > CTLEXEC_EVENT_MAX)
+		return 0;
+	for (i = 0; i < len; i++) {
+		/* printable: no C0 controls but blanks, no DEL */
+		if (((unsigned char)json[i] < 0x20 && json[i] != ' ' &&
+		    json[i] != '\t' && json[i] != '\n' && json[i] != '\r') ||
+		    (unsigned char)json[i] == 0x7f)
+			return 0;
+	}
+	j.p = (const unsigned char *)json;
+	j.end = j.p + len;
+	j.depth = 0;
+	jp_ws(&j);
+	if (j.p >= j.end || *j.p != '{' || !jp_container(&j, 1))
+		return 0;
+	jp_ws(&j);
+	return j.p == j.end;
+}
+
+int
+ctlexec_agent_event(struct agent *a, const char *json, size_t len)
+{
+	struct audit_rec rec;
+	char copy[CTLEXEC_EVENT_MAX + 1];
+
+	if (len > CTLEXEC_EVENT_MAX) {
+		log_warn("agent %s: event of %zu bytes refused (limit %d)",
+		    a->id, len, CTLEXEC_EVENT_MAX);
+		return RT_ERR_TOOBIG;
+	}
+	if (!ctlexec_json_object_ok(json, len)) {
+		log_warn("agent %s: event refused: not one printable JSON "
+		    "object", a->id);
+		return RT_ERR_INVAL;
+	}
+	memcpy(copy, json, len);
+	copy[len] = '\0';
+	audit_rec_begin(&rec, "agent_event");
+	audit_rec_str(&rec, "agent", a->id);
+	audit_rec_str(&rec, "detail", copy);
+	relay_audit(a->relay, &rec);
+	log_info("agent %s: event %s", a->id, copy);
+	return 0;
+}

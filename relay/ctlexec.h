@@ -1,0 +1,118 @@
+/*
+ * ctlexec.h - operator exec commands answered by an agent's built-in
+ * `control` (or `shell`) service: status, config show|set|apply, logs,
+ * reload, shell.
+ *
+ * One struct ctlexec hangs off an operator's exec session (struct
+ * opexec, operator.c) once the channel asked for a PTY or ran one of
+ * these commands. A command is parsed strictly (bad syntax: usage on
+ * stderr, exit status 2), checked against the ACL right it needs (read:
+ * status, config show; write: config set|apply, reload; logs: logs;
+ * shell: shell) and audited (exec / exec_deny; config for changes). An
+ * unknown agent, an offline one and a forbidden one get the same line on
+ * stderr and exit status 1. Then a forwarded-tcpip channel is opened to
+ * the agent's registered service exactly as a direct-tcpip open would be
+ * routed, and the two channels are joined with ctlproto framing
+ * (common/ctlproto.h):
+ *
+ *   operator stdin  -> CTL_DATA frames, CTL_EOF at stdin EOF -> agent
+ *   agent CTL_DATA  -> operator stdout
+ *   agent CTL_EXIT  -> SSH exit-status, then EOF and close
+ *   pty-req (kept until `shell`) -> CTL_PTY, window-change -> CTL_WINCH
+ *
+ * States: IDLE (PTY remembered, no command yet) -> OPENING (forwarded
+ * open in flight, bounded by handshake_timeout) -> OPEN -> FINISHING
+ * (exit status known: drain stdout, then stderr, then exit-status, EOF,
+ * close) -> done (the opexec is marked dead and reaped by operator.c). A
+ * protocol error, the agent channel ending without CTL_EXIT, or the agent
+ * going away end the command with exit status 255 and one line on
+ * stderr.
+ *
+ * Buffers per command, each bounded (channel_buffer = limits.
+ * channel_buffer, at least one whole frame): op_in (operator stdin as
+ * received: channel_buffer from callbacks plus BRIDGE_PULL_ROOM for the
+ * all-at-once pull, see bridge.c dir_pull), to_agent (frames,
+ * channel_buffer), from_agent (agent frames as received: like op_in),
+ * to_op (stdout bytes, channel_buffer) and to_op_err (one line). A source
+ * is read only while the buffer it fills has room; SSH window credit goes
+ * back only as bytes move on. At most BRIDGE_QUOTA bytes per direction
+ * per pump round.
+ *
+ * Lifetime: callbacks only append or set flags; everything else runs from
+ * the pump (ctlexec_service) and the reaper (ctlexec_reap_check,
+ * ctlexec_free). The agent is referenced by pointer while the command
+ * lives: ctlexec_reap_check() lets go of it when it is marked dead, which
+ * the reaper runs before any agent is freed.
+ */
+#ifndef RT_CTLEXEC_H
+#define RT_CTLEXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "relay.h"
+
+struct ctlexec;
+
+/* 1 if word (the first word of an exec command) is handled here. */
+int ctlexec_is_command(const char *word);
+
+/*
+ * A pty-req on x's channel before its exec: remembers TERM and size for a
+ * later `shell` (the relay itself allocates no PTY). Returns 0 (answer
+ * success), RT_ERR_INVAL (bad values) or RT_ERR_NOMEM (answer failure).
+ */
+int ctlexec_pty(struct opexec *x, const char *term, int cols, int rows);
+
+/* A window-change on x's channel: forwarded as CTL_WINCH once a shell is
+ * open, remembered before. Returns 0 or RT_ERR_INVAL (no PTY was asked
+ * for, or bad values). */
+int ctlexec_winch(struct opexec *x, int cols, int rows);
+
+/*
+ * Runs exec command line cmd (its first word satisfied
+ * ctlexec_is_command) on x: parse, ACL check, audit, then the open toward
+ * the agent is started. Every outcome, failures included, ends in an
+ * exit status sent by ctlexec_service(); x->ran is set.
+ */
+void ctlexec_start(struct opexec *x, const char *cmd);
+
+/* 1 once ctlexec_start() ran on x: channel data and EOF go to
+ * ctlexec_op_data / ctlexec_op_eof. */
+int ctlexec_active(const struct opexec *x);
+
+/* Operator channel callbacks (libssh context: append / flag only).
+ * Returns how many bytes were taken; the rest stays in libssh. */
+int ctlexec_op_data(struct opexec *x, const void *data, uint32_t len);
+void ctlexec_op_eof(struct opexec *x);
+
+/* One pump round for x. Returns 1 if it moved anything. Marks x dead
+ * once exit status, EOF and close went to the operator. */
+int ctlexec_service(struct opexec *x);
+
+/* Reaper, before agents are freed: a command whose agent is dead lets go
+ * of the agent channel and ends with exit status 255. */
+void ctlexec_reap_check(struct opexec *x);
+
+/* Frees x->ctl and closes / frees the agent channel if the agent is
+ * still there (the operator channel is operator.c's). Writes the config
+ * audit record of a change whose end was not seen. NULL x->ctl is a
+ * no-op. Reaper only. */
+void ctlexec_free(struct opexec *x);
+
+/*
+ * An agent's event report (the JSON of an "event@revtun" request):
+ * checks it is one JSON object of at most CTLEXEC_EVENT_MAX printable
+ * bytes and writes it to the audit log as event "agent_event" with agent
+ * and detail. Returns 0, or RT_ERR_INVAL / RT_ERR_TOOBIG (nothing
+ * written; logged).
+ */
+#define CTLEXEC_EVENT_MAX 4096
+int ctlexec_agent_event(struct agent *a, const char *json, size_t len);
+
+/* Pure check used by ctlexec_agent_event(): 1 if json[0..len) is one
+ * JSON object (RFC 8259, nesting <= 16) made of printable ASCII or UTF-8
+ * bytes (no control characters), 0 otherwise. */
+int ctlexec_json_object_ok(const char *json, size_t len);
+
+#endif
