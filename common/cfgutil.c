@@ -148,6 +148,7 @@ strip_comments(const char *text, size_t len, const char **why,
 	char quote = 0;
 	size_t i, depth = 0;
 	unsigned int ln = 1, open_ln = 0, quote_ln = 0;
+	int in_word = 0;	/* inside an unquoted value like /a//b */
 
 	*why = NULL;
 	if (out == NULL)
@@ -167,6 +168,11 @@ strip_comments(const char *text, size_t len, const char **why,
 				quote = 0;
 			continue;
 		}
+		/* libconfuse starts a '//' or '/' '*' comment only where a
+		 * token starts: "http://x" and "/a//b" are values. */
+		if (in_word && ch == '/')
+			continue;
+		in_word = strchr(" \t\r\n=,{}()#\"'", ch) == NULL;
 		if (ch == '"' || ch == '\'') {
 			quote = ch;
 			quote_ln = ln;

@@ -251,6 +251,15 @@ test_comments(void)
 	CU_ASSERT_STRING_EQUAL(cfg_getstr(cfg, "key"), "/a#b//c");
 	CU_ASSERT_EQUAL(cfg_size(cfg, "ports"), 2);
 	cfg_free(cfg);
+
+	/* an unquoted value may contain '//' (libconfuse keeps it) */
+	cfg = new_cfg();
+	cfgu_errors_init(&e);
+	CU_ASSERT_EQUAL(cfgu_parse_buf(cfg, "key = /a//b // comment\n",
+				       "t.conf", &e), 0);
+	CU_ASSERT_EQUAL(e.n, 0);
+	CU_ASSERT_STRING_EQUAL(cfg_getstr(cfg, "key"), "/a//b");
+	cfg_free(cfg);
 }
 
 static void
