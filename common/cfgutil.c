@@ -189,6 +189,7 @@ strip_comments(const char *text, size_t len, const char **why,
 				out[i] = ' ';
 			if (i < len)
 				ln++;
+			in_word = 0;
 		} else if (ch == '/' && i + 1 < len && out[i + 1] == '*') {
 			unsigned int start_ln = ln;
 
@@ -206,6 +207,7 @@ strip_comments(const char *text, size_t len, const char **why,
 				else
 					ln++;
 			}
+			in_word = 0;
 			if (i >= len && *why == NULL) {
 				*why = "unterminated comment";
 				*line = start_ln;
