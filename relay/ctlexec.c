@@ -30,7 +30,6 @@
 
 #define CTL_CHUNK 32768		/* largest single ssh_channel_write */
 #define CTL_ERR_MAX 512		/* the stderr line */
-#define CTL_CMD_MAX 4096	/* command sent in CTL_REQ */
 #define CTL_KEY_MAX 128		/* config set KEY */
 #define CTL_TERM_MAX 64
 
@@ -42,20 +41,11 @@ enum ctl_state {
 	CTL_DONE,
 };
 
-enum ctl_kind {
-	KIND_READ = 0,		/* status, config show, logs */
-	KIND_SET,
-	KIND_APPLY,
-	KIND_RELOAD,
-	KIND_SHELL,
-};
-
 struct ctlexec {
 	struct opexec *x;
 	struct relay *relay;
 	enum ctl_state state;
 	int active;			/* ctlexec_start() ran */
-	enum ctl_kind kind;
 
 	int have_pty;
 	uint16_t cols, rows;
@@ -63,13 +53,9 @@ struct ctlexec {
 	int winch_pending;
 	uint16_t wcols, wrows;
 
-	char agent_id[RELAY_ID_MAX + 1];
-	char service[RELAY_ID_MAX + 1];
+	struct ctl_cmd p;		/* the parsed command */
 	int port;
 	char rule[256];
-	char cmd[CTL_CMD_MAX + 1];	/* canonical, sent in CTL_REQ */
-	char audit_cmd[512];		/* as audited: secrets left out */
-	char change[256];		/* config audit summary */
 
 	struct agent *ag;		/* NULL once let go */
 	ssh_channel ag_ch;
@@ -227,9 +213,9 @@ audit_exec(struct ctlexec *c, const char *event, const char *reason)
 
 	audit_rec_begin(&rec, event);
 	audit_rec_str(&rec, "operator", op->name);
-	audit_rec_str(&rec, "agent", c->agent_id[0] != '\0' ? c->agent_id :
+	audit_rec_str(&rec, "agent", c->p.agent[0] != '\0' ? c->p.agent :
 	    NULL);
-	audit_rec_str(&rec, "command", c->audit_cmd);
+	audit_rec_str(&rec, "command", c->p.audit);
 	audit_rec_str(&rec, "src", op->src);
 	audit_rec_str(&rec, "rule", c->rule[0] != '\0' ? c->rule : NULL);
 	if (reason != NULL)
@@ -247,35 +233,36 @@ audit_config(struct ctlexec *c)
 	unsigned int mdlen = 0, i;
 	char hex[2 * EVP_MAX_MD_SIZE + 1];
 
-	if (c->config_audited || !c->active ||
-	    (c->kind != KIND_SET && c->kind != KIND_APPLY &&
-	    c->kind != KIND_RELOAD) || c->change[0] == '\0')
+	/* a change only if it reached the agent */
+	if (c->config_audited || !c->active || !c->ag_opened ||
+	    (c->p.kind != KIND_SET && c->p.kind != KIND_APPLY &&
+	    c->p.kind != KIND_RELOAD) || c->p.change[0] == '\0')
 		return;
 	c->config_audited = 1;
 	audit_rec_begin(&rec, "config");
 	audit_rec_str(&rec, "operator", c->x->op->name);
-	audit_rec_str(&rec, "agent", c->agent_id);
-	if (c->kind == KIND_APPLY) {
+	audit_rec_str(&rec, "agent", c->p.agent);
+	if (c->p.kind == KIND_APPLY) {
 		hex[0] = '\0';
 		if (c->sha != NULL && EVP_DigestFinal_ex(c->sha, md,
 		    &mdlen) == 1) {
 			for (i = 0; i < mdlen; i++)
 				snprintf(hex + 2 * i, 3, "%02x", md[i]);
 		}
-		snprintf(c->change, sizeof(c->change), "apply %llu bytes "
+		snprintf(c->p.change, sizeof(c->p.change), "apply %llu bytes "
 		    "sha256 %s", (unsigned long long)c->bytes_up, hex);
-		audit_rec_str(&rec, "change", c->change);
+		audit_rec_str(&rec, "change", c->p.change);
 		audit_rec_int(&rec, "bytes", (long long)c->bytes_up);
 		audit_rec_str(&rec, "sha256", hex);
 	} else
-		audit_rec_str(&rec, "change", c->change);
+		audit_rec_str(&rec, "change", c->p.change);
 	if (c->got_exit)
 		audit_rec_int(&rec, "exit_status", c->status);
 	else
 		audit_rec_str(&rec, "exit_status", NULL);
 	relay_audit(c->relay, &rec);
 	log_info("operator %s: config change on %s: %s (%s)",
-	    c->x->op->name, c->agent_id, c->change,
+	    c->x->op->name, c->p.agent, c->p.change,
 	    c->got_exit ? (c->status == 0 ? "accepted" : "refused by the "
 	    "agent") : "no answer");
 }
@@ -318,14 +305,15 @@ valid_key(const char *k)
 	return i > 0 && i <= CTL_KEY_MAX;
 }
 
-/* No control characters (C0, DEL); UTF-8 is left to the agent. */
+/* No control characters (C0 but tab, DEL); UTF-8 is left to the agent,
+ * which checks it (ctl_req_split). */
 static int
 printable(const char *s)
 {
 	const unsigned char *p;
 
 	for (p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p < 0x20 || *p == 0x7f)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
 			return 0;
 	}
 	return 1;
@@ -385,86 +373,101 @@ split_words(char *line, char **w, int max, int rest_after, char **rest)
 	return n;
 }
 
-/*
- * Parses the command into c (agent_id, kind, cmd, audit_cmd, change) and
- * the right it needs. Returns 0 or RT_ERR_INVAL (usage).
- */
-static int
-parse_command(struct ctlexec *c, const char *line, const char **right)
+/* The first words of line (at most 3, "..." after) for the audit of a
+ * line that did not parse: enough to see what was tried, and no VALUE
+ * that might be a secret. */
+static void
+audit_prefix(const char *line, char *out, size_t outlen)
+{
+	char copy[CTL_CMD_MAX + 1], *w[3], *rest;
+	int n, i;
+	size_t off = 0;
+
+	out[0] = '\0';
+	rt_strlcpy(copy, line, sizeof(copy));
+	n = split_words(copy, w, 3, 3, &rest);
+	for (i = 0; i < n && i < 3 && off < outlen; i++)
+		off += (size_t)snprintf(out + off, outlen - off, "%s%.64s",
+		    i ? " " : "", w[i]);
+	if (rest != NULL && off < outlen)
+		snprintf(out + off, outlen - off, " ...");
+}
+
+int
+ctlexec_parse(const char *line, struct ctl_cmd *p)
 {
 	char copy[CTL_CMD_MAX + 1], *w[4], *rest;
 	int n;
 
-	if (strlen(line) > CTL_CMD_MAX - 64 || !printable(line))
+	memset(p, 0, sizeof(*p));
+	if (strlen(line) > CTL_CMD_MAX - 64 || !printable(line)) {
+		rt_strlcpy(p->audit, "(unprintable or too long)",
+		    sizeof(p->audit));
 		return RT_ERR_INVAL;
+	}
+	audit_prefix(line, p->audit, sizeof(p->audit));
 	rt_strlcpy(copy, line, sizeof(copy));
 	n = split_words(copy, w, 4, strncmp(line, "config", 6) == 0 ? 4 : 0,
 	    &rest);
 	if (n < 2)
 		return RT_ERR_INVAL;
-	if (rt_strlcpy(c->agent_id, w[1], sizeof(c->agent_id)) >=
-	    sizeof(c->agent_id))
-		c->agent_id[0] = '\0';	/* cannot name an agent: denied */
-	rt_strlcpy(c->service, "control", sizeof(c->service));
-	c->kind = KIND_READ;
-	*right = "read";
+	rt_strlcpy(p->service, "control", sizeof(p->service));
+	p->kind = KIND_READ;
+	p->right = "read";
 	if (strcmp(w[0], "status") == 0 && n == 2) {
-		rt_strlcpy(c->cmd, "status", sizeof(c->cmd));
+		rt_strlcpy(p->cmd, "status", sizeof(p->cmd));
 	} else if (strcmp(w[0], "reload") == 0 && n == 2) {
-		rt_strlcpy(c->cmd, "reload", sizeof(c->cmd));
-		rt_strlcpy(c->change, "reload", sizeof(c->change));
-		c->kind = KIND_RELOAD;
-		*right = "write";
+		rt_strlcpy(p->cmd, "reload", sizeof(p->cmd));
+		rt_strlcpy(p->change, "reload", sizeof(p->change));
+		p->kind = KIND_RELOAD;
+		p->right = "write";
 	} else if (strcmp(w[0], "logs") == 0 &&
 	    (n == 2 || (n == 3 && strcmp(w[2], "-f") == 0))) {
-		rt_strlcpy(c->cmd, n == 3 ? "logs -f" : "logs",
-		    sizeof(c->cmd));
-		*right = "logs";
+		rt_strlcpy(p->cmd, n == 3 ? "logs -f" : "logs", sizeof(p->cmd));
+		p->right = "logs";
 	} else if (strcmp(w[0], "shell") == 0 && n == 2) {
-		rt_strlcpy(c->cmd, "shell", sizeof(c->cmd));
-		rt_strlcpy(c->service, "shell", sizeof(c->service));
-		c->kind = KIND_SHELL;
-		*right = "shell";
+		rt_strlcpy(p->cmd, "shell", sizeof(p->cmd));
+		rt_strlcpy(p->service, "shell", sizeof(p->service));
+		p->kind = KIND_SHELL;
+		p->right = "shell";
 	} else if (strcmp(w[0], "config") == 0 && n == 3 &&
 	    strcmp(w[2], "show") == 0) {
-		rt_strlcpy(c->cmd, "config show", sizeof(c->cmd));
+		rt_strlcpy(p->cmd, "config show", sizeof(p->cmd));
 	} else if (strcmp(w[0], "config") == 0 && n == 3 &&
 	    strcmp(w[2], "apply") == 0) {
-		rt_strlcpy(c->cmd, "config apply", sizeof(c->cmd));
-		rt_strlcpy(c->change, "apply", sizeof(c->change));
-		c->kind = KIND_APPLY;
-		*right = "write";
+		rt_strlcpy(p->cmd, "config apply", sizeof(p->cmd));
+		rt_strlcpy(p->change, "apply", sizeof(p->change));
+		p->kind = KIND_APPLY;
+		p->right = "write";
 	} else if (strcmp(w[0], "config") == 0 && n == 5 &&
-	    strcmp(w[2], "set") == 0 && valid_key(w[3]) && rest != NULL) {
-		snprintf(c->cmd, sizeof(c->cmd), "config set %s %s", w[3],
+	    strcmp(w[2], "set") == 0 && valid_key(w[3]) && rest != NULL &&
+	    strchr(rest, '\t') == NULL) {
+		/* (a tab is a control character in CTL_REQ) */
+		snprintf(p->cmd, sizeof(p->cmd), "config set %s %s", w[3],
 		    rest);
-		if (secret_key(w[3]))
-			snprintf(c->change, sizeof(c->change), "set %s "
-			    "(value not logged)", w[3]);
+		p->secret = secret_key(w[3]);
+		if (p->secret)
+			snprintf(p->change, sizeof(p->change), "set %s (value "
+			    "not logged)", w[3]);
 		else
-			snprintf(c->change, sizeof(c->change), "set %s = %s",
-			    w[3], rest);
-		c->kind = KIND_SET;
-		*right = "write";
-	} else
+			snprintf(p->change, sizeof(p->change), "set %s = %.*s",
+			    w[3], 160, rest);
+		p->kind = KIND_SET;
+		p->right = "write";
+	} else {
+		p->right = NULL;
+		p->cmd[0] = p->change[0] = p->service[0] = '\0';
 		return RT_ERR_INVAL;
-	if (c->kind == KIND_SET && secret_key(w[3]))
-		snprintf(c->audit_cmd, sizeof(c->audit_cmd), "config %s set "
-		    "%s ***", w[1], w[3]);
-	else if (c->kind == KIND_SET || c->kind == KIND_APPLY ||
-	    strcmp(w[0], "config") == 0)
-		snprintf(c->audit_cmd, sizeof(c->audit_cmd), "config %s %s",
-		    w[1], c->cmd + strlen("config "));
-	else
-		snprintf(c->audit_cmd, sizeof(c->audit_cmd), "%s %s", w[0],
-		    w[1]);
-	if (c->kind == KIND_APPLY) {
-		if ((c->sha = EVP_MD_CTX_new()) == NULL ||
-		    EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL) != 1) {
-			EVP_MD_CTX_free(c->sha);
-			c->sha = NULL;
-		}
 	}
+	/* an id too long to be one is still an answer: "no such agent" */
+	if (rt_strlcpy(p->agent, w[1], sizeof(p->agent)) >= sizeof(p->agent))
+		p->agent[0] = '\0';
+	if (p->secret)
+		snprintf(p->audit, sizeof(p->audit), "config %.64s set %s ***",
+		    w[1], w[3]);
+	else
+		snprintf(p->audit, sizeof(p->audit), "%s %.64s%.400s", w[0],
+		    w[1], p->cmd + strlen(w[0]));
 	return 0;
 }
 
@@ -491,7 +494,7 @@ ctl_finish(struct ctlexec *c, int status, const char *fmt, ...)
 		errf(c, "%s\n", line);
 		if (status == 255)
 			log_info("operator %s: %s on %s: %s", c->x->op->name,
-			    c->cmd, c->agent_id, line);
+			    c->p.cmd, c->p.agent, line);
 	}
 	c->status = status;
 	c->state = CTL_FINISHING;
@@ -503,10 +506,8 @@ ctl_finish(struct ctlexec *c, int status, const char *fmt, ...)
 	relay_kick(c->relay);
 }
 
-/* Agent channels open for control commands on ag (they count toward
- * agent_max_channels with the bridges). */
-static unsigned int
-ctl_channels_on(struct relay *r, const struct agent *ag)
+unsigned int
+ctlexec_channels_on(struct relay *r, const struct agent *ag)
 {
 	struct opconn *op;
 	struct opexec *x;
@@ -527,7 +528,7 @@ ctlexec_start(struct opexec *x, const char *line)
 	const struct relay_config *cfg = r->cfg;
 	const struct agent_svc *svc;
 	struct ctlexec *c;
-	const char *right = NULL, *rule = "default deny";
+	const char *right, *rule = "default deny";
 	char word[16];
 	size_t n;
 	struct agent *ag;
@@ -544,56 +545,58 @@ ctlexec_start(struct opexec *x, const char *line)
 	c->t_start = loop_now(r->loop);
 	n = strcspn(line, " \t");
 	rt_strlcpy(word, line, RT_MIN(n + 1, sizeof(word)));
-	if (parse_command(c, line, &right) != 0) {
-		snprintf(c->audit_cmd, sizeof(c->audit_cmd), "%.200s", line);
-		c->agent_id[0] = '\0';
-		c->change[0] = '\0';
+	if (ctlexec_parse(line, &c->p) != 0) {
 		audit_exec(c, "exec_deny", "usage");
 		errf(c, "%s", usage_text(word));
 		ctl_finish(c, 2, NULL);
 		return;
 	}
+	right = c->p.right;
+	if (c->p.kind == KIND_APPLY) {
+		/* the audit names the file by its hash: see audit_config */
+		if ((c->sha = EVP_MD_CTX_new()) == NULL ||
+		    EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL) != 1) {
+			EVP_MD_CTX_free(c->sha);
+			c->sha = NULL;
+		}
+	}
 	/* one answer for unknown, offline and forbidden (DESIGN.md, ACL) */
-	allowed = c->agent_id[0] != '\0' && rt_valid_id(c->agent_id) &&
-	    acl_check(cfg->acl, op->name, ACL_RIGHT, c->agent_id, right, &rule);
-	ag = allowed ? registry_find(r, c->agent_id) : NULL;
+	allowed = c->p.agent[0] != '\0' && rt_valid_id(c->p.agent) &&
+	    acl_check(cfg->acl, op->name, ACL_RIGHT, c->p.agent, right, &rule);
+	ag = allowed ? registry_find(r, c->p.agent) : NULL;
 	if (!allowed || ag == NULL || ag->state != AGENT_UP || ag->dead) {
 		rt_strlcpy(c->rule, rule, sizeof(c->rule));
 		audit_exec(c, "exec_deny", !allowed ? "forbidden" :
 		    ag == NULL ? "no such agent" : "agent offline");
 		log_info("operator %s: \"%s\" refused (%s)", op->name,
-		    c->audit_cmd, rule);
-		c->change[0] = '\0';
+		    c->p.audit, rule);
 		/* byte for byte the same whatever the agent */
 		ctl_finish(c, 1, "revtun: no such agent, or offline, or not "
 		    "permitted");
 		return;
 	}
 	rt_strlcpy(c->rule, rule, sizeof(c->rule));
-	if ((svc = registry_service(ag, c->service, 0)) == NULL) {
-		audit_exec(c, "exec_deny", c->kind == KIND_SHELL ?
+	if ((svc = registry_service(ag, c->p.service, 0)) == NULL) {
+		audit_exec(c, "exec_deny", c->p.kind == KIND_SHELL ?
 		    "no shell service" : "no control service");
-		c->change[0] = '\0';
 		ctl_finish(c, 1, "revtun: %s has no %s service enabled",
-		    c->agent_id, c->service);
+		    c->p.agent, c->p.service);
 		return;
 	}
 	if (r->stopping) {
 		audit_exec(c, "exec_deny", "relay stopping");
-		c->change[0] = '\0';
 		ctl_finish(c, 1, "revtun: the relay is stopping");
 		return;
 	}
-	if (ag->nbridges + ctl_channels_on(r, ag) >= cfg->agent_max_channels) {
+	if (ag->nbridges + ctlexec_channels_on(r, ag) >=
+	    cfg->agent_max_channels) {
 		audit_exec(c, "exec_deny", "agent channel limit");
-		c->change[0] = '\0';
 		ctl_finish(c, 1, "revtun: %s: too many open channels, try "
-		    "again later", c->agent_id);
+		    "again later", c->p.agent);
 		return;
 	}
 	if ((c->ag_ch = ssh_channel_new(ag->ss.s)) == NULL) {
 		audit_exec(c, "exec_deny", "out of memory");
-		c->change[0] = '\0';
 		ctl_finish(c, 255, "revtun: out of memory");
 		return;
 	}
@@ -603,7 +606,7 @@ ctlexec_start(struct opexec *x, const char *line)
 	c->deadline = c->t_start + cfg->handshake_timeout_ms;
 	c->op_backlog = 1;	/* stdin may have come before the exec */
 	audit_exec(c, "exec", NULL);
-	log_info("operator %s: \"%s\" (%s)", op->name, c->audit_cmd, c->rule);
+	log_info("operator %s: \"%s\" (%s)", op->name, c->p.audit, c->rule);
 	relay_kick(r);
 }
 
@@ -722,7 +725,7 @@ advance_open(struct ctlexec *c)
 	int rc;
 
 	c->ag->touched = 1;
-	rc = ssh_channel_open_reverse_forward(c->ag_ch, c->service, c->port,
+	rc = ssh_channel_open_reverse_forward(c->ag_ch, c->p.service, c->port,
 	    op->host, op->port);
 	if (rc == SSH_AGAIN) {
 		if (loop_now(c->relay->loop) < c->deadline)
@@ -730,7 +733,7 @@ advance_open(struct ctlexec *c)
 		/* the open may still complete: leave it to libssh */
 		ssh_channel_free(c->ag_ch);
 		c->ag_ch = NULL;
-		ctl_finish(c, 255, "revtun: %s did not answer", c->agent_id);
+		ctl_finish(c, 255, "revtun: %s did not answer", c->p.agent);
 		return 1;
 	}
 	if (rc != SSH_OK) {
@@ -738,7 +741,7 @@ advance_open(struct ctlexec *c)
 		ssh_channel_free(c->ag_ch);
 		c->ag_ch = NULL;
 		ctl_finish(c, 255, "revtun: %s refused the %s channel",
-		    c->agent_id, c->service);
+		    c->p.agent, c->p.service);
 		return 1;
 	}
 	c->ag_opened = 1;
@@ -752,21 +755,21 @@ advance_open(struct ctlexec *c)
 	c->state = CTL_OPEN;
 
 	ol = strlen(op->name);
-	cl = strlen(c->cmd);
+	cl = strlen(c->p.cmd);
 	memcpy(req, op->name, ol);
 	req[ol] = '\0';
-	memcpy(req + ol + 1, c->cmd, cl);
+	memcpy(req + ol + 1, c->p.cmd, cl);
 	/* to_agent is empty and holds a whole frame: these cannot fail */
 	(void)ctl_append(c->to_agent, CTL_REQ, req, ol + 1 + cl);
-	if (c->kind == KIND_SHELL && c->have_pty) {
+	if (c->p.kind == KIND_SHELL && c->have_pty) {
 		tl = strlen(c->term);
 		ctl_put_u16(pty, c->cols);
 		ctl_put_u16(pty + 2, c->rows);
 		memcpy(pty + 4, c->term, tl);
 		(void)ctl_append(c->to_agent, CTL_PTY, pty, 4 + tl);
 	}
-	log_debug("operator %s: %s channel to %s open", op->name, c->service,
-	    c->agent_id);
+	log_debug("operator %s: %s channel to %s open", op->name, c->p.service,
+	    c->p.agent);
 	return 1;
 }
 
@@ -777,13 +780,13 @@ frame_up(struct ctlexec *c, size_t *quota)
 	uint8_t wz[4];
 	size_t len, room, moved = 0;
 
-	if (c->winch_pending && c->kind == KIND_SHELL && c->have_pty &&
+	if (c->winch_pending && c->p.kind == KIND_SHELL && c->have_pty &&
 	    buf_room(c->to_agent) >= CTL_HDR_LEN + 4) {
 		ctl_put_u16(wz, c->wcols);
 		ctl_put_u16(wz + 2, c->wrows);
 		(void)ctl_append(c->to_agent, CTL_WINCH, wz, 4);
 		c->winch_pending = 0;
-	} else if (c->winch_pending && c->kind != KIND_SHELL)
+	} else if (c->winch_pending && c->p.kind != KIND_SHELL)
 		c->winch_pending = 0;
 	while ((len = buf_len(c->op_in)) > 0 && *quota > 0) {
 		room = buf_room(c->to_agent);
@@ -860,7 +863,7 @@ parse_down(struct ctlexec *c, size_t *quota)
 			break;
 		if (n < 0) {
 			ctl_finish(c, 255, "revtun: %s: protocol error on the "
-			    "%s channel (%s)", c->agent_id, c->service,
+			    "%s channel (%s)", c->p.agent, c->p.service,
 			    n == RT_ERR_TOOBIG ? "frame too long" :
 			    "bad frame");
 			break;
@@ -879,7 +882,7 @@ parse_down(struct ctlexec *c, size_t *quota)
 			if (ctl_get_exit(&f, &st) != 0) {
 				ctl_finish(c, 255, "revtun: %s: protocol error "
 				    "on the %s channel (bad exit frame)",
-				    c->agent_id, c->service);
+				    c->p.agent, c->p.service);
 				return moved;
 			}
 			c->got_exit = 1;
@@ -890,7 +893,7 @@ parse_down(struct ctlexec *c, size_t *quota)
 		default:
 			ctl_finish(c, 255, "revtun: %s: protocol error on the "
 			    "%s channel (frame type %u from the agent)",
-			    c->agent_id, c->service, f.type);
+			    c->p.agent, c->p.service, f.type);
 			return moved;
 		}
 		buf_consume(c->from_agent, (size_t)n);
@@ -923,7 +926,7 @@ service_open(struct ctlexec *c)
 	if ((n = flush(c->ag_ch, &c->ag->ss, c->to_agent, 0, &qup)) < 0) {
 		if (!ssh_channel_is_closed(c->ag_ch)) {
 			ctl_finish(c, 255, "revtun: %s: writing to the %s "
-			    "channel failed", c->agent_id, c->service);
+			    "channel failed", c->p.agent, c->p.service);
 			return 1;
 		}
 		/* closed under us: its last frames may still be parsed */
@@ -937,7 +940,7 @@ service_open(struct ctlexec *c)
 	/* down: agent frames -> stdout */
 	if ((n = pull(c->ag_ch, c->from_agent, &c->ag_backlog, 0)) < 0) {
 		ctl_finish(c, 255, "revtun: %s: reading the %s channel failed",
-		    c->agent_id, c->service);
+		    c->p.agent, c->p.service);
 		return 1;
 	}
 	progress |= n > 0;
@@ -954,7 +957,7 @@ service_open(struct ctlexec *c)
 	    ctl_parse(buf_data(c->from_agent), buf_len(c->from_agent),
 	    &f) == RT_ERR_AGAIN) {
 		ctl_finish(c, 255, "revtun: %s closed the %s channel before "
-		    "the command finished", c->agent_id, c->service);
+		    "the command finished", c->p.agent, c->p.service);
 		return 1;
 	}
 	return progress;
@@ -989,7 +992,7 @@ service_finish(struct ctlexec *c)
 	x->dead = 1;
 	c->state = CTL_DONE;
 	log_info("operator %s: \"%s\" done: exit %d, %llu bytes in, %llu "
-	    "out, %lld ms", op->name, c->audit_cmd, c->status,
+	    "out, %lld ms", op->name, c->p.audit, c->status,
 	    (unsigned long long)c->bytes_up,
 	    (unsigned long long)c->bytes_down,
 	    (long long)(loop_now(c->relay->loop) - c->t_start));
@@ -1010,7 +1013,7 @@ ctlexec_service(struct opexec *x)
 	if (c->state == CTL_OPENING) {
 		if (c->ag == NULL) {
 			ctl_finish(c, 255, "revtun: %s went away",
-			    c->agent_id);
+			    c->p.agent);
 			return 1;
 		}
 		if (advance_open(c) == 0)
@@ -1019,7 +1022,7 @@ ctlexec_service(struct opexec *x)
 	if (c->state == CTL_OPEN) {
 		if (c->ag == NULL) {
 			ctl_finish(c, 255, "revtun: %s disconnected",
-			    c->agent_id);
+			    c->p.agent);
 			return 1;
 		}
 		rc = service_open(c);
@@ -1062,7 +1065,7 @@ ctlexec_reap_check(struct opexec *x)
 	release_agent_channel(c);
 	c->ag = NULL;
 	if (c->state == CTL_OPENING || c->state == CTL_OPEN)
-		ctl_finish(c, 255, "revtun: %s disconnected", c->agent_id);
+		ctl_finish(c, 255, "revtun: %s disconnected", c->p.agent);
 }
 
 void
@@ -1074,9 +1077,8 @@ ctlexec_free(struct opexec *x)
 		return;
 	if (c->active && c->state != CTL_DONE && c->ag_opened)
 		log_info("operator %s: \"%s\" on %s ended by the operator",
-		    x->op->name, c->audit_cmd, c->agent_id);
-	if (c->ag_opened)
-		audit_config(c);
+		    x->op->name, c->p.audit, c->p.agent);
+	audit_config(c);
 	if (c->ag != NULL)
 		release_agent_channel(c);
 	EVP_MD_CTX_free(c->sha);

@@ -54,6 +54,42 @@
 
 struct ctlexec;
 
+#define CTL_CMD_MAX 4096	/* a command line, and CTL_REQ's command */
+
+enum ctl_kind {
+	KIND_READ = 0,		/* status, config show, logs [-f] */
+	KIND_SET,		/* config set KEY VALUE */
+	KIND_APPLY,		/* config apply */
+	KIND_RELOAD,
+	KIND_SHELL,
+};
+
+/* One parsed exec command line. */
+struct ctl_cmd {
+	enum ctl_kind kind;
+	const char *right;		/* ACL right needed (static string) */
+	char agent[RELAY_ID_MAX + 1];	/* "" if too long to be an id */
+	char service[16];		/* "control" or "shell" */
+	char cmd[CTL_CMD_MAX + 1];	/* canonical, sent in CTL_REQ */
+	char audit[512];		/* as audited: no secret values */
+	char change[256];		/* config audit summary, "" if none */
+	int secret;			/* set of a key that looks secret */
+};
+
+/*
+ * Parses an exec command line (pure, no I/O): "status A", "config A show",
+ * "config A set KEY VALUE" (VALUE = the rest of the line, inner blanks
+ * kept, outer ones dropped; KEY of [A-Za-z0-9._-[]], at most 128),
+ * "config A apply", "logs A [-f]", "reload A", "shell A"; words split by
+ * blanks, anything else is a usage error. Lines with control characters
+ * or longer than CTL_CMD_MAX - 64 are refused. A KEY containing "pass",
+ * "secret", "token", "key", "hmac", "credential", "psk", "private" or
+ * "auth" (any case) is secret: its VALUE appears in neither audit nor
+ * change. Returns 0 with *p filled, or RT_ERR_INVAL with only p->audit
+ * set (at most the first three words, for the exec_deny record).
+ */
+int ctlexec_parse(const char *line, struct ctl_cmd *p);
+
 /* 1 if word (the first word of an exec command) is handled here. */
 int ctlexec_is_command(const char *word);
 
@@ -89,6 +125,10 @@ void ctlexec_op_eof(struct opexec *x);
 /* One pump round for x. Returns 1 if it moved anything. Marks x dead
  * once exit status, EOF and close went to the operator. */
 int ctlexec_service(struct opexec *x);
+
+/* Channels that commands hold open on ag (they count toward
+ * agent_max_channels with its bridges). */
+unsigned int ctlexec_channels_on(struct relay *r, const struct agent *ag);
 
 /* Reaper, before agents are freed: a command whose agent is dead lets go
  * of the agent channel and ends with exit status 255. */

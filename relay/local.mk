@@ -46,3 +46,15 @@ EXTRA_DIST += $(RELAY_IT) tests/integration/relay_common.sh
 relay_librelay_a_SOURCES += relay/ctlexec.c relay/ctlexec.h
 TESTS += tests/integration/relay_ctl.sh
 EXTRA_DIST += tests/integration/relay_ctl.sh tests/tools/ctl_agent.py
+
+# One-way bulk transfers through ssh -L -> relay -> agent (needs both
+# daemons and bench/rtbench): stalls, tails and bounded memory.
+TESTS += tests/integration/datapath.sh
+EXTRA_DIST += tests/integration/datapath.sh
+check_PROGRAMS += tests/unit/relay-ctl-unit
+TESTS += tests/unit/relay-ctl-unit
+tests_unit_relay_ctl_unit_SOURCES = \
+	tests/unit/relay_ctl_main.c \
+	tests/unit/test_ctlexec.c
+tests_unit_relay_ctl_unit_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/relay
+tests_unit_relay_ctl_unit_LDADD = tests/unit/libunit.a $(RELAY_LIBS) $(CUNIT_LIBS)

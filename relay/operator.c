@@ -333,7 +333,8 @@ op_direct_tcpip(struct opconn *op, ssh_message msg)
 		    "no such service");
 		return 0;
 	}
-	if (ag->nbridges >= cfg->agent_max_channels) {
+	if (ag->nbridges + ctlexec_channels_on(r, ag) >=
+	    cfg->agent_max_channels) {
 		op_deny(op, msg, agent_id, service, dest, dport, rule,
 		    "agent channel limit");
 		return 0;
@@ -580,7 +581,7 @@ op_channel_request(struct opconn *op, ssh_message msg)
 		op_winch(x, msg);
 		return;
 	}
-	/* shell, pty-req, env, subsystem, x11, window-change...: refused */
+	/* shell, pty-req after exec, env, subsystem, x11...: refused */
 	if (sub == SSH_CHANNEL_REQUEST_SHELL || sub == SSH_CHANNEL_REQUEST_PTY ||
 	    sub == SSH_CHANNEL_REQUEST_SUBSYSTEM ||
 	    sub == SSH_CHANNEL_REQUEST_X11)

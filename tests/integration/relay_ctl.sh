@@ -177,7 +177,7 @@ rt_spawn follow ssh $SSHOPTS -i "$PKI/mallory_ed25519" -o IdentitiesOnly=yes \
 rt_wait 10 "logs -f output" grep -q "follow 3" "$T/follow.log" ||
 	rt_fail "logs -f did not stream"
 kill "$(rt_pid follow)"
-rt_wait_log 10 "$T/relay.log" '"logs gw-17" on gw-17 ended by the operator' ||
+rt_wait_log 10 "$T/relay.log" '"logs gw-17 -f" on gw-17 ended by the operator' ||
 	rt_fail "logs -f not ended when the operator left"
 st=$(run r1 mallory reload gw-17)
 [ "$st" = 0 ] && grep -qx reloading "$T/r1.out" || rt_fail "reload: exit $st"
@@ -246,4 +246,20 @@ wait "$(rt_pid follow2)"; st=$?
 grep -q "gw-17 disconnected\|closed the control channel" "$T/follow2.log" ||
 	rt_fail "agent gone: $(tail -n 2 "$T/follow2.log")"
 rt_alive "$(rt_pid relay)" || rt_fail "relay died"
+rt_ok "agent gone: running command ends with 255"
+
+# -- a graceful stop with a command running: exit 0, no sanitizer report
+rm -f "$T/gw-17.ready"
+rt_spawn agent17b "$CTL_PY" "$CTL_AGENT" --port "$RPORT" --pki "$PKI" \
+	--id gw-17 --ready "$T/gw-17.ready"
+rt_wait 20 "gw-17 back" test -s "$T/gw-17.ready" || rt_fail "gw-17 did not return"
+rt_spawn follow3 ssh $SSHOPTS -i "$PKI/mallory_ed25519" -o IdentitiesOnly=yes \
+	-p "$RPORT" mallory@127.0.0.1 logs gw-17 -f
+rt_wait 10 "logs -f output" grep -q "follow 2" "$T/follow3.log" ||
+	rt_fail "third logs -f did not stream"
+rt_stop relay 15 >"$T/relay.exit"
+[ "$(cat "$T/relay.exit")" = 0 ] ||
+	rt_fail "relay stop with a command running: exit '$(cat "$T/relay.exit")'"
+grep -qE "Sanitizer|runtime error" "$T/relay.log" &&
+	rt_fail "sanitizer report in relay.log"
 rt_pass
