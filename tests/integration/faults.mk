@@ -2,7 +2,8 @@
 # every FAULTS.md case to a test) and the valgrind run of the unit tests.
 
 FAULT_ITESTS = \
-	tests/integration/fault_tls_scan.sh
+	tests/integration/fault_tls_scan.sh \
+	tests/integration/fault_churn.sh
 
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS)
