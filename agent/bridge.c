@@ -362,8 +362,13 @@ bridge_accept(struct bridge *b, LIBSSH2_CHANNEL *ch, const char *svc,
 	return r;
 }
 
-/* Moves relay -> to_target, at most the quota. */
-static void
+/*
+ * Moves relay -> to_target, at most the quota. Returns 1 when it stopped
+ * because of the quota: libssh2 may still hold data for this channel
+ * that no socket event will announce (it was read from TLS already), so
+ * the caller must schedule another pump.
+ */
+static int
 chan_from_relay(struct chan *c)
 {
 	size_t moved = 0, avail;
@@ -389,17 +394,23 @@ chan_from_relay(struct chan *c)
 		if (n < 0) {
 			chan_close(c, "channel read failed (libssh2 %d)",
 			    (int)n);
-			return;
+			return 0;
 		}
 		break;	/* 0: EOF or transport failure; see below */
 	}
 	if (!c->chan_eof && libssh2_channel_eof(c->ch))
 		c->chan_eof = 1;
+	return moved >= BRIDGE_QUOTA;
 }
 
-/* Moves from_target -> relay, at most the quota, while the session's
- * output is below its high-water mark and the window allows. */
-static void
+/*
+ * Moves from_target -> relay, at most the quota, while the session's
+ * output is below its high-water mark and the window allows. Returns 1
+ * when it stopped because of the quota with bytes still waiting: nothing
+ * else would wake the pump for them (the target socket is not even
+ * watched for reading while from_target is full).
+ */
+static int
 chan_to_relay(struct chan *c, struct sshc *s)
 {
 	size_t moved = 0, len;
@@ -421,45 +432,52 @@ chan_to_relay(struct chan *c, struct sshc *s)
 			break;
 		chan_close(c, c->chan_eof ? "relay closed the channel" :
 		    "channel write failed (libssh2 %d)", (int)n);
-		return;
+		return 0;
 	}
-	if (buf_len(c->from_target) == 0)
+	if (buf_len(c->from_target) == 0) {
 		buf_shrink(c->from_target);
+		return 0;
+	}
+	return moved >= BRIDGE_QUOTA;
 }
 
-static void
+/*
+ * Services one channel. Returns 1 when it has work left that no fd event
+ * will announce (a quota stop), 0 otherwise.
+ */
+static int
 chan_service(struct chan *c, struct sshc *s)
 {
-	int r;
+	int r, more;
 
 	if (c->state == CH_CLOSING) {
 		chan_release_target(c);
 		r = libssh2_channel_close(c->ch);
 		if (r != LIBSSH2_ERROR_EAGAIN)
 			c->state = CH_DEAD;
-		return;
+		return 0;
 	}
 	if (c->state != CH_OPEN && c->state != CH_DIALING)
-		return;
-	chan_from_relay(c);
+		return 0;
+	more = chan_from_relay(c);
 	if (c->state != CH_OPEN)
-		return;
+		return 0;
 	chan_write_target(c);
 	if (c->state != CH_OPEN)
-		return;
+		return 0;
 	if (c->chan_eof && buf_len(c->to_target) == 0 && !c->shut_wr) {
 		shutdown(c->fd, SHUT_WR);
 		c->shut_wr = 1;
 	}
-	chan_to_relay(c, s);
+	more |= chan_to_relay(c, s);
 	if (c->state != CH_OPEN)
-		return;
+		return 0;
 	/* After the relay's EOF, a CLOSE from it ends the channel even if
 	 * the target ignores our half-close and keeps its side open. */
 	if (c->chan_eof && buf_len(c->to_target) == 0 &&
 	    libssh2_channel_wait_closed(c->ch) == 0) {
 		chan_close(c, "relay closed the channel");
-		return;
+		return 0;
 	}
 	if (c->target_eof && buf_len(c->from_target) == 0 && !c->eof_sent) {
 		r = libssh2_channel_send_eof(c->ch);
@@ -467,24 +485,26 @@ chan_service(struct chan *c, struct sshc *s)
 			c->eof_sent = 1;
 		else if (r != LIBSSH2_ERROR_EAGAIN) {
 			chan_close(c, "sending EOF failed (libssh2 %d)", r);
-			return;
+			return 0;
 		}
 	}
 	if (c->eof_sent && c->chan_eof && buf_len(c->to_target) == 0) {
 		chan_close(c, "both sides done");
-		return;
+		return 0;
 	}
 	chan_update_watch(c);
+	return more;
 }
 
 int
-bridge_pump(struct bridge *b, struct sshc *s)
+bridge_pump(struct bridge *b, struct sshc *s, int *more)
 {
 	struct chan *c, *tmp;
 	unsigned int closing = 0, limit;
 
+	*more = 0;
 	TAILQ_FOREACH(c, &b->chans, entry)
-		chan_service(c, s);
+		*more |= chan_service(c, s);
 
 	/* Round-robin: whoever went first this time goes last next time. */
 	if ((c = TAILQ_FIRST(&b->chans)) != NULL) {

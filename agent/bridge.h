@@ -16,6 +16,13 @@
  * drained. Channel writes stop while the session's to_relay buffer is
  * above its high-water mark.
  *
+ * Wake-ups: the target socket wakes the pump when it can take or give
+ * bytes; relay bytes arrive through libssh2, which may already hold them
+ * (read from TLS while servicing another channel), so no socket event
+ * announces them. bridge_pump() therefore reports a channel that stopped
+ * at its quota with work left, and the session pumps again after a pass
+ * that read anything from the relay (sshc.c), until a pass is idle.
+ *
  * Half-close: channel EOF -> shutdown(SHUT_WR) once to_target is drained;
  * target EOF -> channel EOF once from_target is drained, and the channel
  * is still read until the relay closes it.
@@ -60,10 +67,14 @@ int bridge_accept(struct bridge *b, LIBSSH2_CHANNEL *ch, const char *svc,
 /*
  * Services every channel once, round-robin starting after the one served
  * first last time, then reaps closed channels. s is the owning session
- * (for its output high-water mark). Returns 0, or RT_ERR_SSH when libssh2
- * reports a session-level failure.
+ * (for its output high-water mark). *more is set to 1 when a channel
+ * stopped at its quota with work left: no fd event will announce that
+ * work (libssh2 already holds the bytes, or the target socket is parked
+ * because from_target is full), so the caller must pump again soon.
+ * Returns 0, or RT_ERR_PROTO when the relay leaves too many channels
+ * unclosed.
  */
-int bridge_pump(struct bridge *b, struct sshc *s);
+int bridge_pump(struct bridge *b, struct sshc *s, int *more);
 
 /* Starts closing every channel of service svc (NULL = all), logging why. */
 void bridge_close_service(struct bridge *b, const char *svc, const char *why);

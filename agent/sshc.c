@@ -56,6 +56,7 @@ struct sshc {
 	struct buf *to_relay;		/* libssh2 packets waiting for TLS */
 	int teardown;			/* callbacks refuse I/O */
 	int io_failed;			/* a callback saw EOF or an error */
+	int rx_seen;			/* the RECV callback got bytes */
 	char err[256];
 	int64_t last_rx_ms;		/* last byte from the relay */
 	struct loop_timer *ka_timer;
@@ -129,6 +130,7 @@ sshc_recv_cb(libssh2_socket_t sock, void *data, size_t len, int flags,
 	n = tls_read(s->tls, data, len);
 	if (n > 0) {
 		s->last_rx_ms = rt_mono_ms();
+		s->rx_seen = 1;
 		return n;
 	}
 	if (n == RT_ERR_AGAIN)
@@ -480,7 +482,7 @@ step_auth(struct sshc *s)
 int
 sshc_pump(struct sshc *s)
 {
-	int r = 0;
+	int r = 0, more = 0;
 
 	if (s->state == S_FAILED)
 		return RT_ERR_SSH;
@@ -495,8 +497,20 @@ sshc_pump(struct sshc *s)
 			return sshc_fail(s, r, "I/O failure");
 	}
 	if (s->state == S_UP || s->state == S_DISCONNECTING) {
-		if ((r = bridge_pump(s->bridge, s)) < 0)
+		/*
+		 * Any libssh2 call below may read the relay's packets and sort
+		 * them into any channel, also into one serviced before it in
+		 * this pass; those bytes have left the socket, so no event
+		 * will announce them (pitfall 3). A pass that read something
+		 * is therefore followed by another one, as is a pass in which
+		 * a channel stopped at its quota. Both end as soon as a pass
+		 * reads nothing and moves less than a quota.
+		 */
+		s->rx_seen = 0;
+		if ((r = bridge_pump(s->bridge, s, &more)) < 0)
 			return sshc_fail(s, r, "relay misbehaves");
+		if (s->rx_seen || more)
+			agent_kick(s->a);
 	}
 	if (s->io_failed)
 		return sshc_fail(s, RT_ERR_SSH, "I/O failure");
@@ -584,11 +598,13 @@ sshc_services_changed(struct sshc *s, const struct agent_config *old_cfg)
 void
 sshc_disconnect(struct sshc *s, const char *why)
 {
+	int more;
+
 	if (s->state == S_FAILED || s->state == S_DISCONNECTING)
 		return;
 	bridge_close_service(s->bridge, NULL, why);
 	if (s->state == S_UP) {
-		bridge_pump(s->bridge, s);	/* queue the CLOSE messages */
+		bridge_pump(s->bridge, s, &more); /* queue the CLOSE messages */
 		libssh2_session_disconnect(s->ss, why);
 	}
 	/* Before authentication there is nothing to say goodbye to: the

@@ -6,7 +6,11 @@
  * to to_relay, an agent-owned buffer, and always reports full success
  * (DESIGN.md pitfall 1); sshc_pump() flushes to_relay into TLS. Channel
  * data is written only while to_relay is below SSHC_OUT_HIGH. The RECV
- * callback reads TLS directly and maps "would block" to -EAGAIN.
+ * callback reads TLS directly and maps "would block" to -EAGAIN. A pump
+ * whose pass over the channels read anything from TLS, or left a channel
+ * stopped at its quota, schedules another pump (agent_kick): libssh2
+ * sorts what it reads into every channel, and bytes it holds make no fd
+ * readable (DESIGN.md pitfall 3).
  *
  * States: HANDSHAKE -> (host key pin check) -> AUTH ("none") -> UP.
  * In UP, one tcpip-forward per configured service (bind address = service
