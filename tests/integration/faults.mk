@@ -3,10 +3,11 @@
 
 FAULT_ITESTS = \
 	tests/integration/fault_tls_scan.sh \
-	tests/integration/fault_churn.sh
+	tests/integration/fault_churn.sh \
+	tests/integration/fault_net.sh
 
 TESTS += $(FAULT_ITESTS)
-EXTRA_DIST += $(FAULT_ITESTS)
+EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh
 
 # make check-valgrind: every CUnit program tests/unit/*-unit under
 # valgrind memcheck; a definite leak or any memory error fails. Not part
