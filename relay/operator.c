@@ -513,8 +513,8 @@ op_exec(struct opconn *op, struct opexec *x, ssh_message msg)
 		    "follows (logs)\n"
 		    "  shell AGENT                   a shell on it, with "
 		    "ssh -t (shell)\n"
-		    "  help                          this text\n"
-		    "Reach a service: ssh -W SERVICE.AGENT:PORT or "
+		    "  help                          this text\n");
+		outf(x, "Reach a service: ssh -W SERVICE.AGENT:PORT or "
 		    "ssh -L LPORT:SERVICE.AGENT:PORT %s@relay\n", op->name);
 		x->exit_status = 0;
 	} else {
