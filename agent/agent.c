@@ -179,6 +179,7 @@ reload(struct agent *a)
 	diff = agent_config_diff(a->cfg, ncfg);
 	old = a->cfg;
 	a->cfg = ncfg;
+	control_reloaded(a->control);
 	if (diff == 0)
 		log_info("reload: no changes");
 	if (diff & AGENT_DIFF_LOG) {

@@ -87,6 +87,7 @@ struct ctlchan {
 	int chan_eof;			/* libssh2 saw the relay's EOF */
 	int eof_sent;
 	int reload_after;		/* request a reload once flushed */
+	int more;			/* stopped at the quota this pump */
 	int64_t done_ms;
 	int64_t opened_ms;
 };
@@ -107,6 +108,7 @@ struct control {
 	/* probation after a remote config change */
 	int probation;
 	int probation_uplink;		/* relay settings changed */
+	int probation_loaded;		/* the changed file was reloaded */
 	uint64_t probation_connects;	/* sessions up before the change */
 	char probation_from[65];
 	struct loop_timer *probation_timer;
@@ -659,6 +661,7 @@ probation_start(struct control *c, const char *from, int uplink_changed)
 	loop_timer_cancel(c->probation_timer);
 	c->probation = 1;
 	c->probation_uplink = uplink_changed;
+	c->probation_loaded = 0;
 	c->probation_connects = c->a->stats.connects;
 	c->rollback_due = 0;
 	rt_strlcpy(c->probation_from, from, sizeof(c->probation_from));
@@ -705,7 +708,7 @@ control_check(struct control *c)
 	}
 	if (!c->probation)
 		return;
-	if (up && (!c->probation_uplink ||
+	if (up && c->probation_loaded && (!c->probation_uplink ||
 	    a->stats.connects > c->probation_connects)) {
 		log_info("config: relay reachable after the change by %s; "
 		    "the new configuration stays", c->probation_from);
@@ -1333,6 +1336,8 @@ cc_input(struct ctlchan *cc)
 				return;
 			buf_consume(cc->from_relay, (size_t)r);
 		}
+		if (moved >= CONTROL_QUOTA)
+			cc->more = 1;
 		if (cc->chan_eof || moved >= CONTROL_QUOTA ||
 		    buf_room(cc->from_relay) == 0)
 			break;
@@ -1416,6 +1421,8 @@ cc_output(struct ctlchan *cc, struct sshc *s)
 		cc_close(cc, "channel write failed (libssh2 %d)", (int)n);
 		return;
 	}
+	if (moved >= CONTROL_QUOTA && buf_len(cc->to_relay) > 0)
+		cc->more = 1;
 	if (buf_len(cc->to_relay) == 0)
 		buf_shrink(cc->to_relay);
 }
@@ -1614,13 +1621,17 @@ control_accept(struct control *c, LIBSSH2_CHANNEL *ch, const char *svc,
 	return 0;
 }
 
-void
+int
 control_pump(struct control *c, struct sshc *s)
 {
 	struct ctlchan *cc, *tmp;
+	int more = 0;
 
-	TAILQ_FOREACH(cc, &c->chans, entry)
+	TAILQ_FOREACH(cc, &c->chans, entry) {
+		cc->more = 0;
 		cc_service(cc, s);
+		more |= cc->more;
+	}
 	if ((cc = TAILQ_FIRST(&c->chans)) != NULL) {
 		TAILQ_REMOVE(&c->chans, cc, entry);
 		TAILQ_INSERT_TAIL(&c->chans, cc, entry);
@@ -1634,12 +1645,24 @@ control_pump(struct control *c, struct sshc *s)
 		libssh2_channel_free(cc->ch);
 		cc_forget(cc);
 	}
+	return more;
 }
 
 unsigned int
 control_count(const struct control *c)
 {
 	return c->nchans;
+}
+
+void
+control_reloaded(struct control *c)
+{
+	if (!c->probation || c->probation_loaded)
+		return;
+	c->probation_loaded = 1;
+	/* Sessions counted from the reload on: one that came up before it
+	 * ran the old settings. */
+	c->probation_connects = c->a->stats.connects;
 }
 
 void

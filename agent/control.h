@@ -72,9 +72,11 @@ void control_start(struct control *c);
 int control_accept(struct control *c, LIBSSH2_CHANNEL *ch, const char *svc,
 		   const char *relay);
 
-/* Services every built-in channel once and reaps the dead ones. s is
- * the owning session (for its output high-water mark). */
-void control_pump(struct control *c, struct sshc *s);
+/* Services every built-in channel once (at most a quota each) and reaps
+ * the dead ones. s is the owning session (for its output high-water
+ * mark). Returns 1 if some channel stopped at its quota with work left
+ * (pump again soon), else 0. */
+int control_pump(struct control *c, struct sshc *s);
 
 /* The SSH session is being freed with its channels: forget ours (no
  * libssh2 calls) and hang up their shells. */
@@ -86,6 +88,10 @@ unsigned int control_count(const struct control *c);
 /* Runs once per agent pump, before a pending reload: probation
  * bookkeeping, rollback when due, reaping shells whose channel is gone. */
 void control_check(struct control *c);
+
+/* Called by the agent after a reload swapped a new config in: a change
+ * on probation is judged from then on. */
+void control_reloaded(struct control *c);
 
 /* SIGCHLD: reaps exited shells. */
 void control_sigchld(struct control *c);
