@@ -31,6 +31,7 @@
 #include "log.h"
 #include "logring.h"
 #include "loop.h"
+#include "mqttlink.h"
 #include "sshc.h"
 #include "tls.h"
 #include "uplink.h"
@@ -63,6 +64,7 @@ agent_pump(struct loop *loop, void *arg)
 		apply_consent(a);
 	}
 	uplink_pump(a->uplink);
+	mqttlink_pump(a->mqttlink);	/* mqttlink: events, on-demand */
 	if (!a->stopping)
 		return;
 	s = uplink_session(a->uplink);
@@ -70,7 +72,8 @@ agent_pump(struct loop *loop, void *arg)
 	if (a->stop_phase == 0 && s != NULL && sshc_is_up(s) &&
 	    sshc_channels(s) > 0)
 		return;
-	if (uplink_shutdown(a->uplink))
+	if (uplink_shutdown(a->uplink) &&
+	    mqttlink_stopped(a->mqttlink))	/* mqttlink: offline status */
 		loop_stop(a->loop);
 }
 
@@ -108,6 +111,8 @@ apply_consent(struct agent *a)
 	int open = consent_open(a->consent);
 
 	if (a->stopping)
+		return;
+	if (!mqttlink_uplink_wanted(a->mqttlink))	/* mqttlink: on-demand */
 		return;
 	switch (a->cfg->consent_mode) {
 	case CONSENT_CONNECT:
@@ -152,6 +157,8 @@ log_status(struct agent *a)
 	    (unsigned long long)st->bytes_from_target);
 	if ((s = uplink_session(a->uplink)) != NULL)
 		sshc_log_channels(s);
+	mqttlink_status(a->mqttlink, buf, sizeof(buf));	/* mqttlink */
+	log_info("status: %s", buf);
 }
 
 static void
@@ -209,6 +216,7 @@ reload(struct agent *a)
 		consent_start(a->consent);	/* -> apply_consent() */
 		a->consent_pending = 1;
 	}
+	mqttlink_reload(a->mqttlink, diff);	/* mqttlink: after the swap */
 	agent_config_free(old);
 	agent_kick(a);
 }
@@ -257,6 +265,7 @@ on_signal(struct loop *loop, int signo, void *arg)
 		    signo == SIGTERM ? "SIGTERM" : "SIGINT",
 		    (long long)a->cfg->shutdown_timeout_ms);
 		a->stopping = 1;
+		mqttlink_stop(a->mqttlink);	/* mqttlink: offline status */
 		if (loop_timer_add(loop, a->cfg->shutdown_timeout_ms,
 		    stop_deadline, a, &a->stop_timer) < 0)
 			loop_stop(loop);
@@ -308,7 +317,8 @@ agent_new(const char *cfg_path, struct agent_config *cfg, int debug,
 	if ((r = uplink_new(a, &a->uplink)) < 0 ||
 	    (r = consent_new(a, &a->consent)) < 0 ||
 	    (r = control_new(a, &a->control)) < 0 ||
-	    (r = logring_new(cfg->control_log_lines, &a->logring)) < 0) {
+	    (r = logring_new(cfg->control_log_lines, &a->logring)) < 0 ||
+	    (r = mqttlink_new(a, &a->mqttlink)) < 0) {
 		log_err("out of memory");
 		goto fail;
 	}
@@ -346,7 +356,9 @@ agent_run(struct agent *a)
 	cert_expiry_warning(a->cfg);
 	control_start(a->control);
 	consent_start(a->consent);
-	if (a->cfg->consent_mode != CONSENT_CONNECT)
+	mqttlink_start(a->mqttlink);	/* mqttlink: telemetry on */
+	if (a->cfg->consent_mode != CONSENT_CONNECT &&
+	    mqttlink_uplink_wanted(a->mqttlink))	/* mqttlink: on-demand */
 		uplink_start(a->uplink);
 	if ((r = loop_run(a->loop)) < 0) {
 		log_err("event loop failed: %s", rt_strerror_errno(r));
@@ -362,6 +374,7 @@ agent_free(struct agent *a)
 	if (a == NULL)
 		return;
 	consent_free(a->consent);
+	mqttlink_free(a->mqttlink);	/* mqttlink: before the uplink */
 	uplink_free(a->uplink);		/* its session forgets our channels */
 	control_free(a->control);
 	if (a->logring != NULL)

@@ -26,6 +26,7 @@ struct uplink;
 struct consent;
 struct control;
 struct logring;
+struct mqttlink;
 
 struct agent_stats {
 	uint64_t connects;		/* SSH sessions that came up */
@@ -45,6 +46,7 @@ struct agent {
 	struct consent *consent;
 	struct control *control;	/* built-in services, rollback */
 	struct logring *logring;	/* last log lines for `logs` */
+	struct mqttlink *mqttlink;	/* telemetry, commands, on-demand */
 	int kick_pending;		/* a pump is deferred to end of round */
 	int reload_pending;		/* HUP seen, reload in the next pump */
 	int consent_pending;		/* gate changed: apply in next pump */

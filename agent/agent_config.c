@@ -502,6 +502,31 @@ v_path_opt(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
+v_uplink_mode(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = opt_str(opt);
+
+	if (strcmp(s, "always") != 0 && strcmp(s, "on-demand") != 0)
+		opt_err(cfg, opt, "\"%s\" is not \"always\" or \"on-demand\"",
+		    s);
+	return 0;
+}
+
+/* At least a second: telemetry periods and the command window. */
+static int
+v_duration_1s(cfg_t *cfg, cfg_opt_t *opt)
+{
+	int64_t ms;
+
+	if (cfgu_parse_duration(opt_str(opt), &ms) != 0)
+		return check_duration(cfg, opt, 0);
+	if (ms < 1000 || ms > 86400000)
+		opt_err(cfg, opt, "\"%s\" must be between 1s and 24h",
+		    opt_str(opt));
+	return 0;
+}
+
+static int
 v_target(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *s = cfg_opt_getnstr(opt, 0);
@@ -618,6 +643,19 @@ schema_new(void)
 		CFG_STR("spool_max_bytes", "64M", CFGF_NONE),
 		CFG_STR("connect_timeout", "20s", CFGF_NONE),
 		CFG_STR("backoff_max", "60s", CFGF_NONE),
+		CFG_STR("cmd_key_file", "", CFGF_NONE),
+		CFG_STR("cmd_window", "60s", CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t telemetry_opts[] = {
+		CFG_STR("interval", "60s", CFGF_NONE),
+		CFG_STR_LIST("disks", "{\"/\"}", CFGF_NONE),
+		CFG_STR("hmac_key_file", "", CFGF_NONE),
+		CFG_STR("metrics_file", "", CFGF_NONE),
+		CFG_STR("metrics_file_interval", "60s", CFGF_NONE),
+		CFG_STR("metrics_command", "", CFGF_NONE),
+		CFG_STR("metrics_command_interval", "60s", CFGF_NONE),
+		CFG_STR("metrics_command_timeout", "10s", CFGF_NONE),
 		CFG_END()
 	};
 	cfg_opt_t control_opts[] = {
@@ -640,6 +678,8 @@ schema_new(void)
 		CFG_STR("connect_timeout", "20s", CFGF_NONE),
 		CFG_STR("tcp_user_timeout", "45s", CFGF_NONE),
 		CFG_STR("shutdown_timeout", "10s", CFGF_NONE),
+		CFG_STR("uplink_mode", "always", CFGF_NONE),
+		CFG_STR("on_demand_idle", "10m", CFGF_NONE),
 		CFG_SEC("tls", tls_opts, CFGF_NONE),
 		CFG_SEC("ssh", ssh_opts, CFGF_NONE),
 		CFG_SEC("reconnect", reconnect_opts, CFGF_NONE),
@@ -649,6 +689,7 @@ schema_new(void)
 		CFG_SEC("service", service_opts,
 		    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("mqtt", mqtt_opts, CFGF_NONE),
+		CFG_SEC("telemetry", telemetry_opts, CFGF_NONE),
 		CFG_SEC("control", control_opts, CFGF_NONE),
 		CFG_SEC("shell", shell_opts, CFGF_NONE),
 		CFG_END()
@@ -699,6 +740,16 @@ schema_new(void)
 		{ "mqtt|spool_max_bytes", v_mqtt_spool_bytes },
 		{ "mqtt|connect_timeout", v_duration },
 		{ "mqtt|backoff_max", v_duration },
+		{ "mqtt|cmd_key_file", v_path_opt },
+		{ "mqtt|cmd_window", v_duration_1s },
+		{ "uplink_mode", v_uplink_mode },
+		{ "on_demand_idle", v_duration_1s },
+		{ "telemetry|interval", v_duration_1s },
+		{ "telemetry|hmac_key_file", v_path_opt },
+		{ "telemetry|metrics_file", v_path_opt },
+		{ "telemetry|metrics_file_interval", v_duration_1s },
+		{ "telemetry|metrics_command_interval", v_duration_1s },
+		{ "telemetry|metrics_command_timeout", v_duration_1s },
 		{ "control|rollback_timeout", v_duration },
 		{ "control|log_lines", v_log_lines },
 		{ "control|state_dir", v_path },
@@ -1064,8 +1115,11 @@ load_mqtt(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	    (r = dupstr(&mc->tls_key, key)) != 0 ||
 	    (r = dupstr(&mc->tls_server_name,
 	    cfg_getstr(tls, "server_name"))) != 0 ||
-	    (r = dupstr(&mc->spool_dir, cfg_getstr(sec, "spool_dir"))) != 0)
+	    (r = dupstr(&mc->spool_dir, cfg_getstr(sec, "spool_dir"))) != 0 ||
+	    (r = dupstr(&mc->cmd_key_file, cfg_getstr(sec, "cmd_key_file")))
+	    != 0)
 		return r;
+	mc->cmd_window_ms = get_ms(sec, "cmd_window");
 	mc->tls_min_version = strcmp(cfg_getstr(tls, "min_version"), "1.3")
 	    == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
 	(void)cfgu_parse_duration(cfg_getstr(sec, "keepalive"),
@@ -1094,6 +1148,64 @@ load_mqtt(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	check_readable(lc, sec, "tls: cert", cert);
 	check_secret(lc, sec, "tls: key", key);
 	check_secret(lc, sec, "password_file", pw);
+	check_secret(lc, sec, "cmd_key_file", mc->cmd_key_file);
+	return 0;
+}
+
+/*
+ * The telemetry section and uplink_mode. On-demand needs the MQTT client
+ * and a command key: without them a tunnel-open could never arrive and
+ * the agent would never connect.
+ */
+static int
+load_telemetry(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	struct agent_telemetry_config *tc = &ac->telemetry;
+	cfg_t *sec = cfg_getsec(cfg, "telemetry");
+	unsigned int i, n = cfg_size(sec, "disks");
+	int r;
+
+	tc->interval_ms = get_ms(sec, "interval");
+	tc->metrics_file_interval_ms = get_ms(sec, "metrics_file_interval");
+	tc->metrics_command_interval_ms = get_ms(sec,
+	    "metrics_command_interval");
+	tc->metrics_command_timeout_ms = get_ms(sec,
+	    "metrics_command_timeout");
+	if (n > AGENT_TM_MAX_DISKS) {
+		sec_err(lc, sec, "disks: %u given, at most %d allowed", n,
+		    AGENT_TM_MAX_DISKS);
+		n = AGENT_TM_MAX_DISKS;
+	}
+	for (i = 0; i < n; i++) {
+		const char *d = cfg_getnstr(sec, "disks", i);
+
+		if (d == NULL || *d != '/') {
+			sec_err(lc, sec, "disks: \"%s\" is not an absolute "
+			    "path", d != NULL ? d : "");
+			continue;
+		}
+		if ((r = dupstr(&tc->disks[tc->ndisks], d)) != 0)
+			return r;
+		tc->ndisks++;
+	}
+	if ((r = dupstr(&tc->hmac_key_file, cfg_getstr(sec,
+	    "hmac_key_file"))) != 0 ||
+	    (r = dupstr(&tc->metrics_file, cfg_getstr(sec, "metrics_file")))
+	    != 0 ||
+	    (r = dupstr(&tc->metrics_command, cfg_getstr(sec,
+	    "metrics_command"))) != 0)
+		return r;
+	if (ac->mqtt.enable)
+		check_secret(lc, sec, "hmac_key_file", tc->hmac_key_file);
+
+	ac->uplink_mode = strcmp(cfg_getstr(cfg, "uplink_mode"),
+	    "on-demand") == 0 ? UPLINK_ON_DEMAND : UPLINK_ALWAYS;
+	ac->on_demand_idle_ms = get_ms(cfg, "on_demand_idle");
+	if (ac->uplink_mode == UPLINK_ON_DEMAND && (!ac->mqtt.enable ||
+	    *ac->mqtt.cmd_key_file == '\0'))
+		sec_err(lc, cfg_getsec(cfg, "mqtt"), "uplink_mode = "
+		    "\"on-demand\" needs enable = true and cmd_key_file (the "
+		    "tunnel opens only on a signed tunnel-open command)");
 	return 0;
 }
 
@@ -1111,6 +1223,7 @@ build(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	    (r = load_limits_consent(ac, cfg, lc)) != 0 ||
 	    (r = load_services(ac, cfg, lc)) != 0 ||
 	    (r = load_mqtt(ac, cfg, lc)) != 0 ||
+	    (r = load_telemetry(ac, cfg, lc)) != 0 ||
 	    (r = load_control_shell(ac, cfg, lc)) != 0)
 		return r;
 	ac->connect_timeout_ms = get_ms(cfg, "connect_timeout");
@@ -1133,7 +1246,7 @@ label_sections(cfg_t *cfg, const char *name)
 {
 	static const char *secs[] = {
 		"tls", "ssh", "reconnect", "proxy", "limits", "consent",
-		"mqtt", "mqtt|tls", "control", "shell",
+		"mqtt", "mqtt|tls", "telemetry", "control", "shell",
 	};
 	size_t i;
 
@@ -1268,6 +1381,12 @@ agent_config_free(struct agent_config *cfg)
 	free(cfg->mqtt.tls_key);
 	free(cfg->mqtt.tls_server_name);
 	free(cfg->mqtt.spool_dir);
+	free(cfg->mqtt.cmd_key_file);
+	for (i = 0; i < AGENT_TM_MAX_DISKS; i++)
+		free(cfg->telemetry.disks[i]);
+	free(cfg->telemetry.hmac_key_file);
+	free(cfg->telemetry.metrics_file);
+	free(cfg->telemetry.metrics_command);
 	free(cfg->control_state_dir);
 	free(cfg->shell_user);
 	free(cfg->shell_command);
@@ -1401,7 +1520,29 @@ mqtt_differs(const struct agent_mqtt_config *a,
 	    sdiff(a->spool_dir, b->spool_dir) ||
 	    a->spool_max_bytes != b->spool_max_bytes ||
 	    a->connect_timeout_ms != b->connect_timeout_ms ||
-	    a->backoff_max_ms != b->backoff_max_ms;
+	    a->backoff_max_ms != b->backoff_max_ms ||
+	    sdiff(a->cmd_key_file, b->cmd_key_file) ||
+	    a->cmd_window_ms != b->cmd_window_ms;
+}
+
+static int
+telemetry_differs(const struct agent_telemetry_config *a,
+    const struct agent_telemetry_config *b)
+{
+	size_t i;
+
+	if (a->ndisks != b->ndisks)
+		return 1;
+	for (i = 0; i < a->ndisks; i++)
+		if (sdiff(a->disks[i], b->disks[i]))
+			return 1;
+	return a->interval_ms != b->interval_ms ||
+	    sdiff(a->hmac_key_file, b->hmac_key_file) ||
+	    sdiff(a->metrics_file, b->metrics_file) ||
+	    a->metrics_file_interval_ms != b->metrics_file_interval_ms ||
+	    sdiff(a->metrics_command, b->metrics_command) ||
+	    a->metrics_command_interval_ms != b->metrics_command_interval_ms ||
+	    a->metrics_command_timeout_ms != b->metrics_command_timeout_ms;
 }
 
 unsigned int
@@ -1414,7 +1555,8 @@ agent_config_diff(const struct agent_config *old_cfg,
 	if (a == NULL || b == NULL)
 		return a == b ? 0 : AGENT_DIFF_UPLINK | AGENT_DIFF_SERVICES |
 		    AGENT_DIFF_CONSENT | AGENT_DIFF_LIMITS | AGENT_DIFF_LOG |
-		    AGENT_DIFF_MQTT | AGENT_DIFF_CONTROL;
+		    AGENT_DIFF_MQTT | AGENT_DIFF_CONTROL |
+		    AGENT_DIFF_TELEMETRY | AGENT_DIFF_UPLINK_MODE;
 	if (uplink_differs(a, b))
 		d |= AGENT_DIFF_UPLINK;
 	if (services_differ(a, b))
@@ -1436,6 +1578,11 @@ agent_config_diff(const struct agent_config *old_cfg,
 		d |= AGENT_DIFF_LOG;
 	if (mqtt_differs(&a->mqtt, &b->mqtt))
 		d |= AGENT_DIFF_MQTT;
+	if (telemetry_differs(&a->telemetry, &b->telemetry))
+		d |= AGENT_DIFF_TELEMETRY;
+	if (a->uplink_mode != b->uplink_mode ||
+	    a->on_demand_idle_ms != b->on_demand_idle_ms)
+		d |= AGENT_DIFF_UPLINK_MODE;
 	if (a->control_rollback_timeout_ms != b->control_rollback_timeout_ms ||
 	    a->control_log_lines != b->control_log_lines ||
 	    sdiff(a->control_state_dir, b->control_state_dir) ||

@@ -71,6 +71,29 @@ struct agent_mqtt_config {
 	uint64_t spool_max_bytes;	/* 64M */
 	int64_t connect_timeout_ms;	/* TCP + TLS + CONNACK (20 s) */
 	int64_t backoff_max_ms;		/* 60 s */
+	char *cmd_key_file;		/* HMAC key of commands on cmd; "" =
+					 * every command refused (mode <= 0600) */
+	int64_t cmd_window_ms;		/* command freshness window (60 s) */
+};
+
+#define AGENT_TM_MAX_DISKS 8
+
+/* The telemetry { } section (agent/mqttlink.h). Strings non-NULL. */
+struct agent_telemetry_config {
+	int64_t interval_ms;		/* system + tunnel telemetry (60 s) */
+	size_t ndisks;			/* statvfs() paths ({"/"}) */
+	char *disks[AGENT_TM_MAX_DISKS];
+	char *hmac_key_file;		/* "" = payloads not signed */
+	char *metrics_file;		/* "key value" lines, "" = none */
+	int64_t metrics_file_interval_ms;	/* 60 s */
+	char *metrics_command;		/* /bin/sh -c, "" = none */
+	int64_t metrics_command_interval_ms;	/* 60 s */
+	int64_t metrics_command_timeout_ms;	/* 10 s */
+};
+
+enum agent_uplink_mode {
+	UPLINK_ALWAYS = 0,		/* connect at start, stay connected */
+	UPLINK_ON_DEMAND,		/* only after a signed tunnel-open */
 };
 
 /* Every string below is non-NULL; optional ones are "" when unset. */
@@ -120,6 +143,12 @@ struct agent_config {
 
 	/* telemetry */
 	struct agent_mqtt_config mqtt;
+	struct agent_telemetry_config telemetry;
+
+	/* uplink_mode / on_demand_idle (mqttlink.h) */
+	enum agent_uplink_mode uplink_mode;	/* always */
+	int64_t on_demand_idle_ms;	/* no session for this long: drop
+					 * the on-demand tunnel (10 m) */
 
 	/* control { }: the built-in control service (agent/control.h) */
 	int64_t control_rollback_timeout_ms; /* relay back after a remote
@@ -144,6 +173,9 @@ struct agent_config {
 #define AGENT_DIFF_MQTT     0x20u	/* mqtt section: restart the client */
 #define AGENT_DIFF_CONTROL  0x40u	/* control / shell sections: applied
 					 * in place (new sessions) */
+#define AGENT_DIFF_TELEMETRY 0x80u	/* telemetry section: rescheduled
+					 * in place */
+#define AGENT_DIFF_UPLINK_MODE 0x100u	/* uplink_mode, on_demand_idle */
 
 /*
  * Loads path into a new config. Returns 0 and *out, or RT_ERR_CONFIG /

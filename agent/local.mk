@@ -103,3 +103,11 @@ agent_libagent_a_SOURCES += agent/logring.c agent/logring.h
 agent_libagent_a_SOURCES += agent/cfgstore.c agent/cfgstore.h
 agent_libagent_a_SOURCES += agent/shell.c agent/shell.h
 tests_unit_agent_unit_SOURCES += tests/unit/test_control.c
+
+# Telemetry link: MQTT client + telemetry + signed commands wired into the
+# agent, on-demand uplink mode (mqttlink, issue 5).
+agent_libagent_a_SOURCES += agent/mqttlink.c agent/mqttlink.h
+TELEMETRY_ITESTS = \
+	tests/integration/telemetry_basic.sh
+TESTS += $(TELEMETRY_ITESTS)
+EXTRA_DIST += $(TELEMETRY_ITESTS) tests/integration/telemetry_lib.sh

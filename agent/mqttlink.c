@@ -1,0 +1,909 @@
+/*
+ * mqttlink.c - the agent's telemetry link: schedules collections,
+ * publishes telemetry and events, verifies commands on cmd and runs the
+ * on-demand uplink mode (mqttlink.h).
+ *
+ * Timing: one 1 s tick drives everything periodic (telemetry, metrics
+ * file, metrics command start and timeout, on-demand idle). The metrics
+ * command's stdout is also watched, so its result is published as soon
+ * as it exits. MQTT callbacks only publish or set flags; whatever touches
+ * the uplink waits for the agent's pump (agent_kick).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "agent.h"
+#include "agent_config.h"
+#include "consent.h"
+#include "control.h"
+#include "err.h"
+#include "log.h"
+#include "loop.h"
+#include "mqtt.h"
+#include "mqtt_cmd.h"
+#include "mqttlink.h"
+#include "sshc.h"
+#include "telemetry.h"
+#include "uplink.h"
+#include "util.h"
+
+#define ML_TICK_MS	1000
+#define ML_STOP_MS	2000	/* graceful stop: wait for the PUBACK */
+#define ML_PAYLOAD_MAX	(32 * 1024)
+#define ML_TOPIC_MAX	512
+
+struct mqttlink {
+	struct agent		*a;
+	struct mqtt		*m;		/* NULL when off */
+	struct tm_pub		*tm;		/* telemetry seq, HMAC key */
+	struct mc_verifier	*ver;		/* NULL: no cmd_key_file */
+	char			 agent_id[65];
+	char			 t_tel[ML_TOPIC_MAX];
+	char			 t_ev[ML_TOPIC_MAX];
+	uint8_t			 key[MC_KEY_MAX];	/* payload HMAC key */
+	size_t			 keylen;
+	uint64_t		 ev_seq;	/* events topic, last used */
+	char			*buf;		/* ML_PAYLOAD_MAX */
+
+	struct loop_timer	*tick;
+	int64_t			 next_tel, next_file, next_cmd;
+
+	/* metrics command */
+	struct tm_cmd		 cmd;
+	struct loop_watch	*cmd_w;
+	int			 cmd_running;
+	struct tm_metrics	 metrics;	/* scratch for a result */
+
+	/* what the pump last saw */
+	int			 tun_up;
+	uint64_t		 seen_connects;
+	uint64_t		 seen_total;
+	unsigned int		 seen_open;
+
+	/* on-demand */
+	int			 demanded;
+	int			 pending_open, pending_close;
+	char			 close_why[64];
+	char			 down_why[64];
+	int64_t			 idle_since;
+
+	/* client rebuild (reload) and stop */
+	int			 rebuild;	/* restart once m stopped */
+	int			 stopping, stopped;
+	struct mqtt		*dead;		/* stopped: free after round */
+};
+
+static void tick(struct loop *loop, void *arg);
+static void client_off(struct mqttlink *ml);
+
+/* ---- agent id ---- */
+
+/* The subject CN of the certificate in path (the agent id the relay
+ * sees). Returns 0 or RT_ERR_CONFIG with err filled. */
+static int
+cert_cn(const char *path, char *buf, size_t len, char *err, size_t errlen)
+{
+	X509 *x = NULL;
+	X509_NAME *name;
+	X509_NAME_ENTRY *e;
+	unsigned char *u = NULL;
+	FILE *f;
+	int i, n, r = RT_ERR_CONFIG;
+
+	buf[0] = '\0';
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: cannot open", path);
+		return RT_ERR_CONFIG;
+	}
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL) {
+		snprintf(err, errlen, "%s: not a PEM certificate", path);
+		return RT_ERR_CONFIG;
+	}
+	name = X509_get_subject_name(x);
+	if ((i = X509_NAME_get_index_by_NID(name, NID_commonName, -1)) < 0 ||
+	    (e = X509_NAME_get_entry(name, i)) == NULL ||
+	    (n = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(e))) <= 0) {
+		snprintf(err, errlen, "%s: no CN in the subject", path);
+		goto out;
+	}
+	if ((size_t)n >= len || memchr(u, '\0', (size_t)n) != NULL) {
+		snprintf(err, errlen, "%s: CN too long", path);
+		goto out;
+	}
+	memcpy(buf, u, (size_t)n);
+	buf[n] = '\0';
+	if (!rt_valid_id(buf)) {
+		snprintf(err, errlen, "%s: CN \"%s\" is not a valid agent id",
+		    path, buf);
+		buf[0] = '\0';
+		goto out;
+	}
+	r = 0;
+ out:
+	OPENSSL_free(u);
+	X509_free(x);
+	return r;
+}
+
+/* ---- publishing ---- */
+
+static void
+publish(struct mqttlink *ml, const char *topic, size_t len, const char *what)
+{
+	int r;
+
+	if (ml->m == NULL || ml->stopping || ml->rebuild)
+		return;
+	r = mqtt_publish(ml->m, topic, ml->buf, len, ml->a->cfg->mqtt.qos, 0);
+	if (r < 0 && r != RT_ERR_FULL)
+		log_warn("mqtt: %s not queued: %s", what, rt_strerror(r));
+	else if (r == RT_ERR_FULL)
+		log_debug("mqtt: %s dropped by the queue policy", what);
+}
+
+/* Closes the event object, with "hmac" last when a key is set (the
+ * recipe of telemetry.h: HMAC over the payload without that member). */
+static int
+ev_seal(struct mqttlink *ml, struct tjson *j, size_t *len)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t mac[32];
+	char tag[64];
+	size_t i;
+	int r;
+
+	if (ml->keylen > 0 && j->err == 0) {
+		if (j->len + 1 >= j->cap) {
+			j->err = RT_ERR_FULL;
+		} else {
+			j->buf[j->len] = '}';
+			if (tm_hmac_sha256(ml->key, ml->keylen, j->buf,
+			    j->len + 1, mac) != 0)
+				j->err = RT_ERR_TLS;
+			for (i = 0; i < 32; i++) {
+				tag[2 * i] = hex[mac[i] >> 4];
+				tag[2 * i + 1] = hex[mac[i] & 15];
+			}
+			tj_strn(j, "hmac", tag, sizeof(tag));
+			OPENSSL_cleanse(mac, sizeof(mac));
+		}
+	}
+	tj_close(j);
+	if ((r = tj_finish(j, len)) != 0)
+		return r;
+	ml->ev_seq++;
+	return 0;
+}
+
+static void
+ev_envelope(struct mqttlink *ml, struct tjson *j, const char *name)
+{
+	char ts[32];
+
+	rt_time_iso(rt_wall_ms(), ts, sizeof(ts));
+	tj_init(j, ml->buf, ML_PAYLOAD_MAX);
+	tj_obj(j, NULL);
+	tj_str(j, "agent", ml->agent_id);
+	tj_str(j, "ts", ts);
+	tj_uint(j, "seq", ml->ev_seq + 1);
+	tj_str(j, "event", name);
+}
+
+static const char *
+ev_name(int type)
+{
+	switch (type) {
+	case TM_EV_TUNNEL_UP:		return "tunnel-up";
+	case TM_EV_TUNNEL_DOWN:		return "tunnel-down";
+	case TM_EV_SESSION_OPEN:	return "session-open";
+	case TM_EV_SESSION_CLOSE:	return "session-close";
+	case TM_EV_CONFIG_CHANGE:	return "config-change";
+	}
+	return NULL;
+}
+
+void
+mqttlink_event(struct mqttlink *ml, const struct tm_event *ev)
+{
+	struct tjson j;
+	const char *name;
+	size_t len;
+	int session;
+
+	if (ml == NULL || ml->m == NULL || ev == NULL ||
+	    (name = ev_name(ev->type)) == NULL)
+		return;
+	session = ev->type == TM_EV_SESSION_OPEN ||
+	    ev->type == TM_EV_SESSION_CLOSE;
+	ev_envelope(ml, &j, name);
+	if (session && (ev->session != 0 || ev->type == TM_EV_SESSION_OPEN))
+		tj_uint(&j, "session", ev->session);
+	if (ev->service != NULL)
+		tj_str(&j, "service", ev->service);
+	if (ev->peer != NULL)
+		tj_str(&j, "peer", ev->peer);
+	if (ev->reason != NULL)
+		tj_str(&j, "reason", ev->reason);
+	/* The pump's detector knows no per-session counts: leave them out
+	 * rather than publish zeros. */
+	if (ev->type == TM_EV_SESSION_CLOSE && (ev->duration_ms >= 0 ||
+	    ev->bytes_in != 0 || ev->bytes_out != 0)) {
+		tj_uint(&j, "bytes_in", ev->bytes_in);
+		tj_uint(&j, "bytes_out", ev->bytes_out);
+		if (ev->duration_ms >= 0)
+			tj_int(&j, "duration_ms", ev->duration_ms);
+	}
+	if (ev_seal(ml, &j, &len) != 0) {
+		log_warn("mqtt: event %s does not fit", name);
+		return;
+	}
+	publish(ml, ml->t_ev, len, "event");
+}
+
+/* The command events: "pong" (nonce), "command" (cmd, nonce, result),
+ * "command-refused" (reason). NULL members are left out. */
+static void
+cmd_event(struct mqttlink *ml, const char *name, const char *cmd,
+    const char *nonce, const char *result, const char *reason)
+{
+	struct tjson j;
+	size_t len;
+
+	if (ml->m == NULL)
+		return;
+	ev_envelope(ml, &j, name);
+	if (cmd != NULL)
+		tj_str(&j, "cmd", cmd);
+	if (nonce != NULL)
+		tj_str(&j, "nonce", nonce);
+	if (result != NULL)
+		tj_str(&j, "result", result);
+	if (reason != NULL)
+		tj_str(&j, "reason", reason);
+	if (ev_seal(ml, &j, &len) == 0)
+		publish(ml, ml->t_ev, len, "event");
+}
+
+/* control.c's events (config_rollback): a config-change event with the
+ * reason "rollback" and control's JSON object as "detail". */
+static void
+on_control_event(void *arg, const char *json)
+{
+	struct mqttlink *ml = arg;
+	struct tjson j;
+	size_t len;
+
+	if (ml->m == NULL || json == NULL || *json != '{')
+		return;
+	ev_envelope(ml, &j, "config-change");
+	tj_str(&j, "reason", "rollback");
+	tj_raw(&j, "detail", json, strlen(json));
+	if (ev_seal(ml, &j, &len) == 0)
+		publish(ml, ml->t_ev, len, "event");
+}
+
+/* Open operator sessions: forwarded channels plus built-in ones. */
+static unsigned int
+open_sessions(const struct mqttlink *ml)
+{
+	struct sshc *s = uplink_session(ml->a->uplink);
+	unsigned int n = ml->a->control != NULL ?
+	    control_count(ml->a->control) : 0;
+
+	if (s != NULL)
+		n += sshc_channels(s);
+	return n;
+}
+
+static const char *
+tunnel_state(const struct mqttlink *ml)
+{
+	struct sshc *s = uplink_session(ml->a->uplink);
+
+	if (s != NULL && sshc_is_up(s))
+		return "up";
+	if (!mqttlink_uplink_wanted(ml))
+		return "idle";
+	return s != NULL ? "connecting" : "down";
+}
+
+static void
+publish_telemetry(struct mqttlink *ml, const char *user_name,
+    const struct tm_metrics *user)
+{
+	const struct agent_telemetry_config *tc = &ml->a->cfg->telemetry;
+	const struct agent_stats *st = &ml->a->stats;
+	struct tm_sys *sys = NULL;
+	struct tm_tunnel tun;
+	size_t len;
+	int r;
+
+	if (ml->m == NULL)
+		return;
+	memset(&tun, 0, sizeof(tun));
+	if (user == NULL) {
+		if ((sys = calloc(1, sizeof(*sys))) == NULL)
+			return;
+		(void)tm_sys_collect("", (const char *const *)tc->disks,
+		    tc->ndisks, sys);
+		tun.state = tunnel_state(ml);
+		tun.rtt_ms = -1;	/* not measured by the uplink */
+		tun.sessions = open_sessions(ml);
+		tun.bytes_to_relay = st->bytes_from_target;
+		tun.bytes_from_relay = st->bytes_to_target;
+		tun.reconnects = st->connects > 0 ? st->connects - 1 : 0;
+	}
+	r = tm_build_telemetry(ml->tm, rt_wall_ms(), sys, user == NULL ?
+	    &tun : NULL, user_name, user, ml->buf, ML_PAYLOAD_MAX, &len);
+	free(sys);
+	if (r != 0) {
+		log_warn("mqtt: telemetry payload: %s", rt_strerror(r));
+		return;
+	}
+	publish(ml, ml->t_tel, len, "telemetry");
+}
+
+/* ---- metrics command ---- */
+
+static void cmd_io(struct loop *loop, int fd, unsigned int ev, void *arg);
+
+static void
+cmd_finish(struct mqttlink *ml, int r)
+{
+	char err[160];
+
+	loop_watch_del(ml->cmd_w);
+	ml->cmd_w = NULL;
+	ml->cmd_running = 0;
+	if (r != 0) {
+		log_warn("telemetry: metrics_command: %s; keeping the previous "
+		    "values", r == RT_ERR_TIMEOUT ? "timed out" :
+		    r == RT_ERR_TOOBIG ? "output too large" :
+		    r == RT_ERR_PROTO ? "failed (non-zero exit or signal)" :
+		    rt_strerror(r));
+		return;
+	}
+	if (tm_metrics_parse(ml->cmd.out, ml->cmd.len, &ml->metrics, err,
+	    sizeof(err)) != 0) {
+		log_warn("telemetry: metrics_command output: %s", err);
+		return;
+	}
+	publish_telemetry(ml, "command", &ml->metrics);
+}
+
+static void
+cmd_poll(struct mqttlink *ml)
+{
+	int r;
+
+	if (!ml->cmd_running)
+		return;
+	r = tm_cmd_poll(&ml->cmd, loop_now(ml->a->loop));
+	if (r == RT_ERR_AGAIN) {
+		if (ml->cmd.fd < 0 && ml->cmd_w != NULL) {
+			loop_watch_del(ml->cmd_w);	/* EOF, child alive */
+			ml->cmd_w = NULL;
+		}
+		return;
+	}
+	cmd_finish(ml, r);
+}
+
+static void
+cmd_io(struct loop *loop, int fd, unsigned int ev, void *arg)
+{
+	cmd_poll(arg);
+}
+
+static void
+cmd_start(struct mqttlink *ml, int64_t now)
+{
+	const struct agent_telemetry_config *tc = &ml->a->cfg->telemetry;
+
+	if (tm_cmd_start(&ml->cmd, tc->metrics_command, now,
+	    tc->metrics_command_timeout_ms) != 0) {
+		log_warn("telemetry: metrics_command: cannot start: %s",
+		    rt_strerror_errno(RT_ERR_SYS));
+		return;
+	}
+	ml->cmd_running = 1;
+	if (loop_watch_add(ml->a->loop, ml->cmd.fd, LOOP_READ, cmd_io, ml,
+	    &ml->cmd_w) < 0)
+		ml->cmd_w = NULL;	/* the tick polls it anyway */
+}
+
+static void
+cmd_abort(struct mqttlink *ml)
+{
+	loop_watch_del(ml->cmd_w);
+	ml->cmd_w = NULL;
+	if (ml->cmd_running)
+		tm_cmd_abort(&ml->cmd);
+	ml->cmd_running = 0;
+}
+
+/* ---- schedule ---- */
+
+static void
+tick(struct loop *loop, void *arg)
+{
+	struct mqttlink *ml = arg;
+	const struct agent_config *cfg = ml->a->cfg;
+	const struct agent_telemetry_config *tc = &cfg->telemetry;
+	int64_t now = loop_now(loop);
+	char err[160];
+
+	ml->tick = NULL;
+	if (ml->m != NULL && now >= ml->next_tel) {
+		ml->next_tel = now + tc->interval_ms;
+		publish_telemetry(ml, NULL, NULL);
+	}
+	if (ml->m != NULL && *tc->metrics_file != '\0' &&
+	    now >= ml->next_file) {
+		ml->next_file = now + tc->metrics_file_interval_ms;
+		if (tm_metrics_read_file(tc->metrics_file, &ml->metrics, err,
+		    sizeof(err)) == 0)
+			publish_telemetry(ml, "file", &ml->metrics);
+		else
+			log_warn("telemetry: metrics_file %s: %s",
+			    tc->metrics_file, err[0] != '\0' ? err :
+			    rt_strerror_errno(RT_ERR_SYS));
+	}
+	cmd_poll(ml);		/* deadline, or a child the pipe hid */
+	if (ml->m != NULL && *tc->metrics_command != '\0' &&
+	    !ml->cmd_running && now >= ml->next_cmd) {
+		ml->next_cmd = now + tc->metrics_command_interval_ms;
+		cmd_start(ml, now);
+	}
+	/* On-demand: no session for on_demand_idle drops the tunnel. */
+	if (cfg->uplink_mode == UPLINK_ON_DEMAND && ml->demanded) {
+		if (open_sessions(ml) > 0)
+			ml->idle_since = now;
+		else if (now - ml->idle_since >= cfg->on_demand_idle_ms &&
+		    !ml->pending_close) {
+			ml->pending_close = 1;
+			snprintf(ml->close_why, sizeof(ml->close_why),
+			    "on-demand: idle for %lld s",
+			    (long long)(cfg->on_demand_idle_ms / 1000));
+			agent_kick(ml->a);
+		}
+	}
+	if (!ml->stopping)
+		loop_timer_add(loop, ML_TICK_MS, tick, ml, &ml->tick);
+}
+
+/* ---- commands ---- */
+
+static void
+on_message(void *arg, const char *topic, const uint8_t *p, size_t len)
+{
+	struct mqttlink *ml = arg;
+	const struct agent_config *cfg = ml->a->cfg;
+	struct mc_msg msg;
+	const char *why;
+	int r;
+
+	if (ml->ver == NULL) {
+		log_warn("mqtt: command refused: no mqtt.cmd_key_file is "
+		    "configured, every command is refused");
+		cmd_event(ml, "command-refused", NULL, NULL, NULL,
+		    "no command key configured");
+		return;
+	}
+	r = mc_verify(ml->ver, p, len, (int64_t)time(NULL), &msg, &why);
+	if (r != 0) {
+		log_warn("mqtt: command refused: %s", why);
+		cmd_event(ml, "command-refused", NULL, NULL, NULL, why);
+		return;
+	}
+	log_info("mqtt: command %s accepted (nonce %s)", msg.cmd, msg.nonce);
+	switch (msg.kind) {
+	case MC_PING:
+		cmd_event(ml, "pong", NULL, msg.nonce, NULL, NULL);
+		break;
+	case MC_TELEMETRY_NOW:
+		cmd_event(ml, "command", msg.cmd, msg.nonce, "ok", NULL);
+		publish_telemetry(ml, NULL, NULL);
+		break;
+	case MC_TUNNEL_OPEN:
+		if (cfg->uplink_mode != UPLINK_ON_DEMAND) {
+			cmd_event(ml, "command", msg.cmd, msg.nonce,
+			    "ignored", "uplink_mode is always");
+			break;
+		}
+		ml->pending_open = 1;
+		ml->pending_close = 0;
+		cmd_event(ml, "command", msg.cmd, msg.nonce, "ok", NULL);
+		agent_kick(ml->a);
+		break;
+	case MC_TUNNEL_CLOSE:
+		if (cfg->uplink_mode != UPLINK_ON_DEMAND) {
+			cmd_event(ml, "command", msg.cmd, msg.nonce,
+			    "ignored", "uplink_mode is always");
+			break;
+		}
+		ml->pending_open = 0;
+		ml->pending_close = 1;
+		rt_strlcpy(ml->close_why, "on-demand: tunnel-close command",
+		    sizeof(ml->close_why));
+		cmd_event(ml, "command", msg.cmd, msg.nonce, "ok", NULL);
+		agent_kick(ml->a);
+		break;
+	}
+}
+
+/* ---- client life ---- */
+
+static void
+reap_dead(struct loop *loop, void *arg)
+{
+	struct mqttlink *ml = arg;
+
+	mqtt_free(ml->dead);
+	ml->dead = NULL;
+	if (ml->rebuild && !ml->stopping) {
+		ml->rebuild = 0;
+		client_off(ml);		/* keys and verifier of the old one */
+		(void)mqttlink_start(ml);
+	}
+}
+
+static void
+on_stopped(void *arg)
+{
+	struct mqttlink *ml = arg;
+
+	/* Never free inside m's callback: after the round. */
+	ml->dead = ml->m;
+	ml->m = NULL;
+	if (loop_defer(ml->a->loop, reap_dead, ml) != 0)
+		log_err("out of memory scheduling the MQTT cleanup");
+	if (ml->stopping)
+		ml->stopped = 1;
+	agent_kick(ml->a);
+}
+
+static void
+client_off(struct mqttlink *ml)
+{
+	loop_timer_cancel(ml->tick);
+	ml->tick = NULL;
+	cmd_abort(ml);
+	mqtt_free(ml->m);
+	ml->m = NULL;
+	tm_free(ml->tm);
+	ml->tm = NULL;
+	mc_verifier_free(ml->ver);
+	ml->ver = NULL;
+	OPENSSL_cleanse(ml->key, sizeof(ml->key));
+	ml->keylen = 0;
+}
+
+int
+mqttlink_new(struct agent *a, struct mqttlink **out)
+{
+	struct mqttlink *ml;
+
+	*out = NULL;
+	if ((ml = calloc(1, sizeof(*ml))) == NULL)
+		return RT_ERR_NOMEM;
+	if ((ml->buf = malloc(ML_PAYLOAD_MAX)) == NULL) {
+		free(ml);
+		return RT_ERR_NOMEM;
+	}
+	ml->a = a;
+	ml->cmd.pid = -1;
+	ml->cmd.fd = -1;
+	if (a->control != NULL)
+		control_set_event_hook(a->control, on_control_event, ml);
+	*out = ml;
+	return 0;
+}
+
+void
+mqttlink_free(struct mqttlink *ml)
+{
+	if (ml == NULL)
+		return;
+	if (ml->a->control != NULL)
+		control_set_event_hook(ml->a->control, NULL, NULL);
+	client_off(ml);
+	mqtt_free(ml->dead);
+	free(ml->buf);
+	free(ml);
+}
+
+int
+mqttlink_start(struct mqttlink *ml)
+{
+	const struct agent_config *cfg;
+	uint8_t ckey[MC_KEY_MAX];
+	size_t cklen = 0;
+	char err[256];
+	int r;
+
+	if (ml == NULL)
+		return 0;
+	cfg = ml->a->cfg;
+	if (!cfg->mqtt.enable || ml->stopping || ml->m != NULL ||
+	    ml->dead != NULL)
+		return 0;
+	err[0] = '\0';
+	if ((r = cert_cn(cfg->tls_cert, ml->agent_id, sizeof(ml->agent_id),
+	    err, sizeof(err))) != 0)
+		goto fail;
+	if (*cfg->telemetry.hmac_key_file != '\0' &&
+	    (r = mc_key_load(cfg->telemetry.hmac_key_file, ml->key,
+	    sizeof(ml->key), &ml->keylen, err, sizeof(err))) != 0)
+		goto fail;
+	if (*cfg->mqtt.cmd_key_file != '\0') {
+		if ((r = mc_key_load(cfg->mqtt.cmd_key_file, ckey,
+		    sizeof(ckey), &cklen, err, sizeof(err))) != 0)
+			goto fail;
+		r = mc_verifier_new(ml->agent_id, ckey, cklen,
+		    cfg->mqtt.cmd_window_ms / 1000, 0, &ml->ver);
+		OPENSSL_cleanse(ckey, sizeof(ckey));
+		if (r != 0) {
+			snprintf(err, sizeof(err), "command verifier: %s",
+			    rt_strerror(r));
+			goto fail;
+		}
+	} else
+		log_warn("mqtt: no cmd_key_file: every command on cmd will be "
+		    "refused");
+	if ((r = tm_new(ml->agent_id, ml->keylen > 0 ? ml->key : NULL,
+	    ml->keylen, &ml->tm)) != 0) {
+		snprintf(err, sizeof(err), "telemetry: %s", rt_strerror(r));
+		goto fail;
+	}
+	if ((r = mqtt_new(ml->a->loop, &cfg->mqtt, ml->agent_id, on_message,
+	    ml, &ml->m, err, sizeof(err))) != 0)
+		goto fail;
+	if ((r = mqtt_topic(ml->m, "telemetry", ml->t_tel,
+	    sizeof(ml->t_tel))) != 0 ||
+	    (r = mqtt_topic(ml->m, "events", ml->t_ev, sizeof(ml->t_ev))) != 0) {
+		snprintf(err, sizeof(err), "topic prefix too long");
+		goto fail;
+	}
+	if ((r = mqtt_start(ml->m)) != 0) {
+		snprintf(err, sizeof(err), "start: %s", rt_strerror(r));
+		goto fail;
+	}
+	ml->next_tel = ml->next_file = ml->next_cmd = loop_now(ml->a->loop);
+	if (loop_timer_add(ml->a->loop, 0, tick, ml, &ml->tick) != 0) {
+		r = RT_ERR_NOMEM;
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	log_info("mqtt: telemetry on as agent %s: %s every %lld s%s%s",
+	    ml->agent_id, ml->t_tel,
+	    (long long)(cfg->telemetry.interval_ms / 1000),
+	    ml->keylen > 0 ? ", payloads signed" : "",
+	    cfg->uplink_mode == UPLINK_ON_DEMAND ? ", on-demand uplink" : "");
+	return 0;
+ fail:
+	log_err("mqtt: telemetry disabled: %s", err[0] != '\0' ? err :
+	    rt_strerror(r));
+	if (cfg->uplink_mode == UPLINK_ON_DEMAND)
+		log_err("mqtt: uplink_mode is on-demand: without MQTT no "
+		    "tunnel-open can arrive");
+	client_off(ml);
+	return r;
+}
+
+int
+mqttlink_uplink_wanted(const struct mqttlink *ml)
+{
+	if (ml == NULL || ml->a->cfg->uplink_mode == UPLINK_ALWAYS)
+		return 1;
+	return ml->demanded;
+}
+
+/* Carries out a requested open / close (from the pump only). */
+static void
+on_demand(struct mqttlink *ml)
+{
+	struct agent *a = ml->a;
+
+	if (ml->pending_open) {
+		ml->pending_open = 0;
+		if (a->stopping || a->cfg->uplink_mode != UPLINK_ON_DEMAND)
+			return;
+		ml->idle_since = loop_now(a->loop);
+		if (ml->demanded)
+			return;
+		ml->demanded = 1;
+		if (a->cfg->consent_mode == CONSENT_CONNECT &&
+		    !consent_open(a->consent)) {
+			log_info("on-demand: tunnel-open: consent gate closed, "
+			    "connecting once it opens");
+			return;
+		}
+		log_info("on-demand: tunnel-open: connecting to the relay");
+		uplink_start(a->uplink);
+	}
+	if (ml->pending_close) {
+		ml->pending_close = 0;
+		if (!ml->demanded)
+			return;
+		ml->demanded = 0;
+		rt_strlcpy(ml->down_why, ml->close_why, sizeof(ml->down_why));
+		uplink_stop(a->uplink, ml->close_why);
+	}
+}
+
+void
+mqttlink_pump(struct mqttlink *ml)
+{
+	struct agent *a;
+	struct sshc *s;
+	struct tm_event ev;
+	uint64_t total;
+	unsigned int open, expect;
+	int up;
+
+	if (ml == NULL)
+		return;
+	a = ml->a;
+	on_demand(ml);
+	s = uplink_session(a->uplink);
+	up = s != NULL && sshc_is_up(s);
+	memset(&ev, 0, sizeof(ev));
+	ev.duration_ms = -1;
+
+	/* Tunnel: a new connect (even one we missed going down) or a drop. */
+	if (ml->tun_up && (!up || a->stats.connects != ml->seen_connects)) {
+		ev.type = TM_EV_TUNNEL_DOWN;
+		ev.reason = ml->down_why[0] != '\0' ? ml->down_why :
+		    a->stopping ? "agent stopping" : "connection lost";
+		mqttlink_event(ml, &ev);
+		ml->tun_up = 0;
+		ml->down_why[0] = '\0';
+	}
+	if (up && !ml->tun_up) {
+		ev.type = TM_EV_TUNNEL_UP;
+		ev.reason = a->cfg->uplink_mode == UPLINK_ON_DEMAND ?
+		    "on-demand" : NULL;
+		mqttlink_event(ml, &ev);
+		ml->tun_up = 1;
+	}
+	ml->seen_connects = a->stats.connects;
+
+	/* Sessions: accepted since last time, and those that went away. */
+	total = a->stats.channels_total;
+	open = open_sessions(ml);
+	memset(&ev, 0, sizeof(ev));
+	ev.duration_ms = -1;
+	expect = ml->seen_open;
+	while (ml->seen_total < total) {
+		ml->seen_total++;
+		expect++;
+		ev.type = TM_EV_SESSION_OPEN;
+		ev.session = a->last_chan_id - (total - ml->seen_total);
+		mqttlink_event(ml, &ev);
+	}
+	while (expect > open) {
+		expect--;
+		ev.type = TM_EV_SESSION_CLOSE;
+		ev.session = 0;
+		ev.reason = up ? "closed" : "tunnel down";
+		mqttlink_event(ml, &ev);
+	}
+	ml->seen_open = open;
+	if (open > 0)
+		ml->idle_since = loop_now(a->loop);
+}
+
+void
+mqttlink_reload(struct mqttlink *ml, unsigned int diff)
+{
+	const struct agent_config *cfg;
+	struct tm_event ev;
+	char why[160];
+
+	if (ml == NULL || diff == 0)
+		return;
+	cfg = ml->a->cfg;
+	snprintf(why, sizeof(why), "reload:%s%s%s%s%s%s%s%s%s",
+	    diff & AGENT_DIFF_UPLINK ? " relay" : "",
+	    diff & AGENT_DIFF_SERVICES ? " services" : "",
+	    diff & AGENT_DIFF_CONSENT ? " consent" : "",
+	    diff & AGENT_DIFF_LIMITS ? " limits" : "",
+	    diff & AGENT_DIFF_LOG ? " log" : "",
+	    diff & AGENT_DIFF_MQTT ? " mqtt" : "",
+	    diff & AGENT_DIFF_CONTROL ? " control" : "",
+	    diff & AGENT_DIFF_TELEMETRY ? " telemetry" : "",
+	    diff & AGENT_DIFF_UPLINK_MODE ? " uplink_mode" : "");
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TM_EV_CONFIG_CHANGE;
+	ev.reason = why;
+	ev.duration_ms = -1;
+	mqttlink_event(ml, &ev);
+
+	if (diff & AGENT_DIFF_UPLINK_MODE) {
+		if (cfg->uplink_mode == UPLINK_ALWAYS) {
+			ml->demanded = 0;
+			ml->a->consent_pending = 1;	/* -> uplink_start */
+			agent_kick(ml->a);
+		} else if (uplink_session(ml->a->uplink) != NULL) {
+			/* Running: now on demand, dropped when idle. */
+			ml->demanded = 1;
+			ml->idle_since = loop_now(ml->a->loop);
+		}
+	}
+	if ((diff & (AGENT_DIFF_MQTT | AGENT_DIFF_TELEMETRY)) == 0)
+		return;
+	log_info("reload: mqtt / telemetry settings changed: restarting the "
+	    "MQTT client");
+	if (ml->m != NULL && !ml->rebuild) {
+		ml->rebuild = 1;
+		loop_timer_cancel(ml->tick);
+		ml->tick = NULL;
+		cmd_abort(ml);
+		if (mqtt_stop(ml->m, ML_STOP_MS, on_stopped, ml) != 0)
+			ml->rebuild = 0;
+		return;
+	}
+	if (ml->m == NULL && ml->dead == NULL) {
+		client_off(ml);
+		(void)mqttlink_start(ml);
+	}
+}
+
+void
+mqttlink_stop(struct mqttlink *ml)
+{
+	if (ml == NULL || ml->stopping)
+		return;
+	ml->stopping = 1;
+	loop_timer_cancel(ml->tick);
+	ml->tick = NULL;
+	cmd_abort(ml);
+	if (ml->m == NULL || ml->rebuild) {
+		ml->stopped = ml->m == NULL;
+		return;
+	}
+	if (mqtt_stop(ml->m, ML_STOP_MS, on_stopped, ml) != 0)
+		ml->stopped = 1;
+}
+
+int
+mqttlink_stopped(const struct mqttlink *ml)
+{
+	return ml == NULL || ml->stopped || (ml->m == NULL && !ml->rebuild);
+}
+
+void
+mqttlink_status(const struct mqttlink *ml, char *buf, size_t len)
+{
+	struct mqtt_stats st;
+
+	if (ml == NULL || ml->m == NULL) {
+		snprintf(buf, len, "mqtt off; uplink mode %s%s",
+		    ml != NULL && ml->a->cfg->uplink_mode == UPLINK_ON_DEMAND ?
+		    "on-demand" : "always",
+		    ml != NULL && ml->demanded ? " (tunnel requested)" : "");
+		return;
+	}
+	mqtt_stats(ml->m, &st);
+	snprintf(buf, len, "mqtt %s (%s); %llu connects, %llu published, "
+	    "%llu acked, %llu dropped, %zu queued, %llu commands received; "
+	    "uplink mode %s%s", mqtt_state_name(st.state),
+	    st.broker != NULL ? st.broker : "-",
+	    (unsigned long long)st.connects,
+	    (unsigned long long)st.published,
+	    (unsigned long long)st.acked, (unsigned long long)st.dropped,
+	    st.queued, (unsigned long long)st.received,
+	    ml->a->cfg->uplink_mode == UPLINK_ON_DEMAND ? "on-demand" :
+	    "always", ml->demanded ? " (tunnel requested)" : "");
+}
