@@ -108,6 +108,7 @@ tests_unit_agent_unit_SOURCES += tests/unit/test_control.c
 # agent, on-demand uplink mode (mqttlink, issue 5).
 agent_libagent_a_SOURCES += agent/mqttlink.c agent/mqttlink.h
 TELEMETRY_ITESTS = \
-	tests/integration/telemetry_basic.sh
+	tests/integration/telemetry_basic.sh \
+	tests/integration/telemetry_ondemand.sh
 TESTS += $(TELEMETRY_ITESTS)
 EXTRA_DIST += $(TELEMETRY_ITESTS) tests/integration/telemetry_lib.sh
