@@ -865,6 +865,155 @@ test_mqtt_diff(void)
 	fx_done(&f);
 }
 
+/* telemetry { }, uplink_mode, mqtt.cmd_key_file: defaults. */
+static void
+test_telemetry_defaults(void)
+{
+	struct fx f;
+	const struct agent_telemetry_config *t;
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_EQUAL_FATAL(fx_load(&f, ""), 0);
+	t = &f.cfg->telemetry;
+	CU_ASSERT_EQUAL(t->interval_ms, 60000);
+	CU_ASSERT_EQUAL_FATAL(t->ndisks, 1);
+	CU_ASSERT_STRING_EQUAL(t->disks[0], "/");
+	CU_ASSERT_STRING_EQUAL(t->hmac_key_file, "");
+	CU_ASSERT_STRING_EQUAL(t->metrics_file, "");
+	CU_ASSERT_EQUAL(t->metrics_file_interval_ms, 60000);
+	CU_ASSERT_STRING_EQUAL(t->metrics_command, "");
+	CU_ASSERT_EQUAL(t->metrics_command_interval_ms, 60000);
+	CU_ASSERT_EQUAL(t->metrics_command_timeout_ms, 10000);
+	CU_ASSERT_EQUAL(f.cfg->uplink_mode, UPLINK_ALWAYS);
+	CU_ASSERT_EQUAL(f.cfg->on_demand_idle_ms, 600000);
+	CU_ASSERT_STRING_EQUAL(f.cfg->mqtt.cmd_key_file, "");
+	CU_ASSERT_EQUAL(f.cfg->mqtt.cmd_window_ms, 60000);
+	fx_done(&f);
+}
+
+/* An mqtt section that may be enabled (CA present). */
+#define MQTT_ON(extra)							\
+	"mqtt {\n\tenable = true\n\tcmd_key_file = \"@/cmd.key\"\n"	\
+	"\ttls {\n\t\tca = \"@/ca.pem\"\n\t}\n" extra "}\n"
+
+static void
+test_telemetry_every_option(void)
+{
+	struct fx f;
+	const struct agent_telemetry_config *t;
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_FATAL(write_file(f.dir, "cmd.key", 0600) == 0);
+	CU_ASSERT_FATAL(write_file(f.dir, "tm.key", 0600) == 0);
+	CU_ASSERT_EQUAL_FATAL(fx_load(&f,
+	    "uplink_mode = \"on-demand\"\n"
+	    "on_demand_idle = \"90s\"\n"
+	    MQTT_ON("\tcmd_window = \"30s\"\n")
+	    "telemetry {\n"
+	    "\tinterval = \"15s\"\n"
+	    "\tdisks = {\"/\", \"/data\"}\n"
+	    "\thmac_key_file = \"@/tm.key\"\n"
+	    "\tmetrics_file = \"/run/site/metrics\"\n"
+	    "\tmetrics_file_interval = \"5s\"\n"
+	    "\tmetrics_command = \"/usr/local/bin/plc-metrics --short\"\n"
+	    "\tmetrics_command_interval = \"2m\"\n"
+	    "\tmetrics_command_timeout = \"3s\"\n"
+	    "}\n"), 0);
+	t = &f.cfg->telemetry;
+	CU_ASSERT_EQUAL(f.cfg->uplink_mode, UPLINK_ON_DEMAND);
+	CU_ASSERT_EQUAL(f.cfg->on_demand_idle_ms, 90000);
+	CU_ASSERT_TRUE(strstr(f.cfg->mqtt.cmd_key_file, "/cmd.key") != NULL);
+	CU_ASSERT_EQUAL(f.cfg->mqtt.cmd_window_ms, 30000);
+	CU_ASSERT_EQUAL(t->interval_ms, 15000);
+	CU_ASSERT_EQUAL_FATAL(t->ndisks, 2);
+	CU_ASSERT_STRING_EQUAL(t->disks[1], "/data");
+	CU_ASSERT_TRUE(strstr(t->hmac_key_file, "/tm.key") != NULL);
+	CU_ASSERT_STRING_EQUAL(t->metrics_file, "/run/site/metrics");
+	CU_ASSERT_EQUAL(t->metrics_file_interval_ms, 5000);
+	CU_ASSERT_STRING_EQUAL(t->metrics_command,
+	    "/usr/local/bin/plc-metrics --short");
+	CU_ASSERT_EQUAL(t->metrics_command_interval_ms, 120000);
+	CU_ASSERT_EQUAL(t->metrics_command_timeout_ms, 3000);
+	fx_done(&f);
+}
+
+static void
+test_telemetry_errors(void)
+{
+	struct fx f;
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_FATAL(write_file(f.dir, "cmd.key", 0600) == 0);
+	CU_ASSERT_FATAL(write_file(f.dir, "open.key", 0644) == 0);
+	EXPECT_ONE(&f, "telemetry {\n\tinterval = \"500ms\"\n}\n",
+	    NAME ":19: telemetry: interval:", "between 1s and 24h");
+	EXPECT_ONE(&f, "telemetry {\n\tmetrics_command_timeout = \"x\"\n}\n",
+	    NAME ":19: telemetry: metrics_command_timeout:", "not a duration");
+	EXPECT_ONE(&f, "telemetry {\n\tmetrics_file = \"m.txt\"\n}\n",
+	    NAME ":19: telemetry: metrics_file:", "not an absolute path");
+	EXPECT_ONE(&f, "telemetry {\n\tdisks = {\"/\", \"data\"}\n}\n",
+	    NAME ":20: telemetry:", "\"data\" is not an absolute path");
+	EXPECT_ONE(&f, "telemetry {\n\tdisks = {\"/a\", \"/b\", \"/c\", "
+	    "\"/d\", \"/e\", \"/f\", \"/g\", \"/h\", \"/i\"}\n}\n",
+	    NAME ":20: telemetry:", "9 given, at most 8");
+	EXPECT_ONE(&f, "uplink_mode = \"sometimes\"\n",
+	    NAME ":18:", "uplink_mode: \"sometimes\" is not");
+	EXPECT_ONE(&f, "on_demand_idle = \"0s\"\n",
+	    NAME ":18:", "on_demand_idle:");
+	EXPECT_ONE(&f, "mqtt {\n\tcmd_key_file = \"cmd.key\"\n}\n",
+	    NAME ":19: mqtt: cmd_key_file:", "not an absolute path");
+	/* On-demand without MQTT, or without a command key: never opens. */
+	EXPECT_ONE(&f, "uplink_mode = \"on-demand\"\n",
+	    NAME, "needs enable = true and cmd_key_file");
+	EXPECT_ONE(&f, "uplink_mode = \"on-demand\"\nmqtt {\n\tenable = "
+	    "true\n\ttls {\n\t\tca = \"@/ca.pem\"\n\t}\n}\n",
+	    NAME ":24: mqtt:", "needs enable = true and cmd_key_file");
+	/* Key files group or others may read: refused like a TLS key. */
+	CU_ASSERT_EQUAL(fx_load(&f, MQTT_ON("") "telemetry {\n\t"
+	    "hmac_key_file = \"@/open.key\"\n}\n"), RT_ERR_PERM);
+	CU_ASSERT_TRUE(has_err(&f, NAME, "readable by group or others"));
+	CU_ASSERT_EQUAL(fx_load(&f, "mqtt {\n\tenable = true\n\tcmd_key_file "
+	    "= \"@/open.key\"\n\ttls {\n\t\tca = \"@/ca.pem\"\n\t}\n}\n"),
+	    RT_ERR_PERM);
+	CU_ASSERT_TRUE(has_err(&f, NAME ":24: mqtt:", "cmd_key_file"));
+	/* Disabled: the key files are not checked on disk. */
+	CU_ASSERT_EQUAL(fx_load(&f, "mqtt {\n\tcmd_key_file = \"@/open.key\""
+	    "\n}\ntelemetry {\n\thmac_key_file = \"/nonexistent/k\"\n}\n"), 0);
+	fx_done(&f);
+}
+
+static void
+test_telemetry_diff(void)
+{
+	struct fx f;
+	struct agent_config *a;
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_FATAL(fx_load(&f, "telemetry {\n\tinterval = \"10s\"\n}\n")
+	    == 0);
+	a = f.cfg;
+	f.cfg = NULL;
+	CU_ASSERT_FATAL(fx_load(&f, "telemetry {\n\tinterval = \"10s\"\n}\n")
+	    == 0);
+	CU_ASSERT_EQUAL(agent_config_diff(a, f.cfg), 0);
+	CU_ASSERT_FATAL(fx_load(&f, "telemetry {\n\tinterval = \"11s\"\n}\n")
+	    == 0);
+	CU_ASSERT_EQUAL(agent_config_diff(a, f.cfg), AGENT_DIFF_TELEMETRY);
+	CU_ASSERT_FATAL(fx_load(&f, "telemetry {\n\tinterval = \"10s\"\n\t"
+	    "disks = {\"/\", \"/var\"}\n}\n") == 0);
+	CU_ASSERT_EQUAL(agent_config_diff(a, f.cfg), AGENT_DIFF_TELEMETRY);
+	CU_ASSERT_FATAL(fx_load(&f, "telemetry {\n\tinterval = \"10s\"\n}\n"
+	    "on_demand_idle = \"1m\"\n") == 0);
+	CU_ASSERT_EQUAL(agent_config_diff(a, f.cfg), AGENT_DIFF_UPLINK_MODE);
+	CU_ASSERT_FATAL(fx_load(&f, "telemetry {\n\tinterval = \"10s\"\n}\n"
+	    "mqtt {\n\tcmd_window = \"2m\"\n}\n") == 0);
+	CU_ASSERT_EQUAL(agent_config_diff(a, f.cfg), AGENT_DIFF_MQTT);
+	CU_ASSERT_TRUE(agent_config_diff(a, NULL) & AGENT_DIFF_TELEMETRY);
+	CU_ASSERT_TRUE(agent_config_diff(NULL, a) & AGENT_DIFF_UPLINK_MODE);
+	agent_config_free(a);
+	fx_done(&f);
+}
+
 int
 suite_agent_config(void)
 {
@@ -889,6 +1038,10 @@ suite_agent_config(void)
 		{ "mqtt_every_option", test_mqtt_every_option },
 		{ "mqtt_errors", test_mqtt_errors },
 		{ "mqtt_diff", test_mqtt_diff },
+		{ "telemetry_defaults", test_telemetry_defaults },
+		{ "telemetry_every_option", test_telemetry_every_option },
+		{ "telemetry_errors", test_telemetry_errors },
+		{ "telemetry_diff", test_telemetry_diff },
 	};
 	CU_pSuite s = CU_add_suite("agent_config", NULL, NULL);
 	size_t i;
