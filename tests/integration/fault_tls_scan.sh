@@ -1,6 +1,6 @@
 #!/bin/bash
-# fault_tls_scan.sh - TLS policy of both ends (FAULTS.md T5, T6, T14 and
-# Appendix C).
+# fault_tls_scan.sh - TLS policy of both ends (FAULTS.md T1, T2, T5, T6,
+# T8, T9, T14 and Appendix C).
 #
 # Relay (server): sslscan, presenting an agent certificate so the TLS 1.2
 # ciphers behind the mandatory client-certificate request are enumerated,
@@ -15,7 +15,12 @@
 # "1.2"): a relay stand-in offering only TLS 1.0/1.1, and one offering
 # TLS 1.2 with only AES128-SHA (CBC, RSA key transport), are refused with
 # a protocol / cipher error in the agent's log; the agent never completes
-# a handshake and never sends application bytes (no SSH banner).
+# a handshake and never sends application bytes (no SSH banner). So are
+# an expired and a not-yet-valid relay certificate from the right CA
+# (T1, T2: the log names the cause and the date). A relay that closes
+# right after accept and one that stalls mid-handshake (T9, T8) end in a
+# logged error (the stall at connect_timeout), retries with backoff, and
+# no fd growth across attempts.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/agent_lib.sh"
 ag_setup
@@ -189,4 +194,82 @@ weak_relay tls11 'protocol version|unsupported protocol|no protocols available' 
 weak_relay aes128sha 'handshake failure|no shared cipher|no cipher' \
 	-cert "$T/rsa.crt" -key "$T/rsa.key" \
 	-tls1_2 -cipher AES128-SHA
+
+# T1 / T2: an expired and a not-yet-valid relay certificate from the
+# right CA (made with python3-cryptography: openssl 3.0's x509 cannot set
+# past or future dates). The refusal must name the cause and the date.
+python3 - "$PKI" "$T" <<'PY' || rt_fail "could not make the dated certificates"
+import datetime, ipaddress, sys
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+pki, out = sys.argv[1], sys.argv[2]
+ca = x509.load_pem_x509_certificate(open(pki + "/ca.crt", "rb").read())
+cakey = serialization.load_pem_private_key(open(pki + "/ca.key", "rb").read(), None)
+now = datetime.datetime.now(datetime.timezone.utc)
+for name, nb, na in (("expired", now - datetime.timedelta(days=60), now - datetime.timedelta(days=30)),
+                     ("future", now + datetime.timedelta(days=30), now + datetime.timedelta(days=60))):
+    k = ec.generate_private_key(ec.SECP256R1())
+    c = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay")]))
+         .issuer_name(ca.subject).public_key(k.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(nb).not_valid_after(na)
+         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+         .sign(cakey, hashes.SHA256()))
+    open("%s/%s.crt" % (out, name), "wb").write(c.public_bytes(serialization.Encoding.PEM))
+    open("%s/%s.key" % (out, name), "wb").write(k.private_bytes(serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+PY
+weak_relay expired 'certificate has expired.*notAfter' \
+	-cert "$T/expired.crt" -key "$T/expired.key"
+weak_relay future 'certificate is not yet valid.*notBefore' \
+	-cert "$T/future.crt" -key "$T/future.key"
+
+# T8 / T9 from the agent's side: a relay that accepts and closes at once,
+# and one that sends 5 bytes of a TLS record header and then nothing.
+# connect_timeout is 2 s here: the stalled handshake is given up at that
+# deadline, the agent retries with backoff, and its fd count does not
+# grow from attempt to attempt.
+cat >"$T/broken.py" <<'PY'
+import socket, sys, time
+mode, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port)); ls.listen(16); ls.settimeout(1)
+held, end = [], time.time() + secs
+while time.time() < end:
+    try:
+        c, _ = ls.accept()
+    except socket.timeout:
+        continue
+    print("accept", flush=True)
+    if mode == "close":
+        c.close()
+    else:
+        c.sendall(b"\x16\x03\x03\x00\x7a")   # a record header, no body
+        held.append(c)                         # and silence
+PY
+broken_relay() {	# MODE REGEX
+	rt_spawn "br-$1" python3 "$T/broken.py" "$1" "$RELAY_PORT" 60
+	rt_wait 10 "broken relay $1" rt_listening "$RELAY_PORT" || rt_fail "broken relay $1 did not start"
+	: >"$T/agent.log"
+	ag_agent
+	ap=$(rt_pid agent)
+	rt_wait 20 "$1: two refusals" sh -c "[ \$(grep -cE '$2' '$T/agent.log') -ge 2 ]" ||
+		rt_fail "$1: agent did not log /$2/ twice: $(grep -i relay "$T/agent.log" | tail -3)"
+	fd1=$(ls "/proc/$ap/fd" | wc -l)
+	rt_wait 20 "$1: two more refusals" sh -c "[ \$(grep -cE '$2' '$T/agent.log') -ge 4 ]" ||
+		rt_fail "$1: agent stopped retrying: $(grep -i relay "$T/agent.log" | tail -3)"
+	fd2=$(ls "/proc/$ap/fd" | wc -l)
+	[ "$fd2" -le "$fd1" ] || rt_fail "$1: agent fds grew from $fd1 to $fd2 across attempts"
+	grep -q 'retrying in' "$T/agent.log" || rt_fail "$1: no backoff logged"
+	kill -TERM "$ap"; rt_wait 15 "agent exit" rt_dead "$ap" || rt_fail "agent ignored TERM"
+	kill -TERM "$(rt_pid "br-$1")"; rt_wait 10 "br-$1 exit" rt_dead "$(rt_pid "br-$1")"
+	cp "$T/agent.log" "$T/agent-br-$1.log"
+	rt_ok "$1: '$(grep -oE "$2" "$T/agent.log" | head -1)', retried with backoff, fds $fd1 -> $fd2"
+}
+sed -i 's|^connect_timeout = .*|connect_timeout = "2s"|' "$T/agent.conf"
+broken_relay close 'TLS handshake: (unexpected EOF|.*reset)'
+broken_relay stall 'no session within connect_timeout 2000 ms \(stuck in TLS handshake\)'
 rt_pass

@@ -7,7 +7,7 @@ FAULT_ITESTS = \
 	tests/integration/fault_net.sh
 
 TESTS += $(FAULT_ITESTS)
-EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh
+EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md
 
 # make check-valgrind: every CUnit program tests/unit/*-unit under
 # valgrind memcheck; a definite leak or any memory error fails. Not part
