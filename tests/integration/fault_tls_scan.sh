@@ -198,7 +198,7 @@ weak_relay aes128sha 'handshake failure|no shared cipher|no cipher' \
 # T1 / T2: an expired and a not-yet-valid relay certificate from the
 # right CA (made with python3-cryptography: openssl 3.0's x509 cannot set
 # past or future dates). The refusal must name the cause and the date.
-python3 - "$PKI" "$T" <<'PY' || rt_fail "could not make the dated certificates"
+"$AG_PY" - "$PKI" "$T" <<'PY' || rt_fail "could not make the dated certificates"
 import datetime, ipaddress, sys
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID

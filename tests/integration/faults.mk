@@ -4,7 +4,8 @@
 FAULT_ITESTS = \
 	tests/integration/fault_tls_scan.sh \
 	tests/integration/fault_churn.sh \
-	tests/integration/fault_net.sh
+	tests/integration/fault_net.sh \
+	tests/integration/fault_ssh_ops.sh
 
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md
