@@ -112,3 +112,4 @@ TELEMETRY_ITESTS = \
 	tests/integration/telemetry_ondemand.sh
 TESTS += $(TELEMETRY_ITESTS)
 EXTRA_DIST += $(TELEMETRY_ITESTS) tests/integration/telemetry_lib.sh
+dist_doc_DATA += docs/mqtt.md

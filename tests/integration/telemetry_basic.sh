@@ -68,6 +68,23 @@ rt_wait 10 "command-refused event" tl_py event command-refused ||
 	rt_fail "no command-refused event"
 rt_ok "signed ping -> pong with its nonce; unsigned refused and logged"
 
+# The openssl recipe of docs/mqtt.md for commands, with and without args.
+osign() {	# CMD NONCE [ARGS]
+	ts=$(date +%s)
+	mac=$(printf 'revtun-cmd-v1\ngw-17\n%s\n%s\n%s\n%s' "$1" "$ts" "$2" "${3:-}" |
+		openssl dgst -sha256 -mac HMAC -macopt hexkey:"$(cat "$T/cmd.key")" |
+		sed 's/.*= //')
+	printf '{"cmd":"%s","ts":%s,"nonce":"%s"%s,"hmac":"%s"}' "$1" "$ts" "$2" \
+		"${3:+,\"args\":$3}" "$mac"
+}
+tl_cmd "$(osign ping 0123456789abcdef0123456789abcdef)"
+rt_wait 10 "pong (openssl)" tl_py event pong nonce 0123456789abcdef0123456789abcdef ||
+	rt_fail "openssl-signed ping refused: $(grep 'command refused' "$T/agent.log" | tail -1)"
+tl_cmd "$(osign ping fedcba9876543210fedcba9876543210 '{"note": "args are signed as sent"}')"
+rt_wait 10 "pong (args)" tl_py event pong nonce fedcba9876543210fedcba9876543210 ||
+	rt_fail "openssl-signed ping with args refused: $(grep 'command refused' "$T/agent.log" | tail -1)"
+rt_ok "openssl command recipe (with and without args) accepted"
+
 kill -USR1 "$(rt_pid agent)"
 rt_wait_log 5 "$T/agent.log" 'status: mqtt up' || rt_fail "USR1 has no mqtt line"
 ag_stop
