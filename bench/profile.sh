@@ -13,7 +13,7 @@
 # Memory: the daemons' mappings sorted by Private_Dirty (smaps), idle.
 #
 # Environment: PROF_BYTES [128M], PROF_PINGS [5000], PROFILE_TOOL
-# [perf], BENCH_RESULTS, RTBENCH, RELAY, AGENT, BENCH_KEEP=1.
+# [perf], PROF_CALLGRAPH [fp] (dwarf: callers inside libcrypto), BENCH_RESULTS, RTBENCH, RELAY, AGENT, BENCH_KEEP=1.
 # Output: profile-STAMP.txt.
 set -u
 
@@ -81,19 +81,30 @@ RPID=$(cat "$W/relay.pid") APID=$(cat "$W/agent.pid")
 	done
 } >"$RES"
 
+# cpu PID: utime + stime in clock ticks
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# load: each test, with the share of one core the relay and the agent
+# used meanwhile (a process at ~100 % is the bottleneck: both are single
+# threaded)
 load() {
+	hz=$(getconf CLK_TCK)
 	for t in "up 127.0.0.1:$LP $BYTES" "down 127.0.0.1:$LP $BYTES" \
 	    "ping 127.0.0.1:$LP $PINGS"; do
+		r0=$(cpu "$RPID") a0=$(cpu "$APID") t0=$(date +%s.%N)
 		# shellcheck disable=SC2086
 		"$RTBENCH" -t 300 $t | grep '^# ' >>"$RES"
+		r1=$(cpu "$RPID") a1=$(cpu "$APID") t1=$(date +%s.%N)
+		awk -v r=$((r1 - r0)) -v a=$((a1 - a0)) -v hz="$hz" -v t0="$t0" \
+		    -v t1="$t1" 'BEGIN { w = t1 - t0; printf "#   cpu over %.2f s: relay %.0f %%, agent %.0f %% of one core\n",
+		    w, 100 * r / hz / w, 100 * a / hz / w }' >>"$RES"
 	done
 }
 
 if [ "$TOOL" = perf ]; then
-	perf record -q -e cpu-clock -F 999 -g -o "$W/relay.data" -p "$RPID" \
+	perf record -q -e cpu-clock -F 999 --call-graph "${PROF_CALLGRAPH:-fp}" -o "$W/relay.data" -p "$RPID" \
 	    >"$W/perf-relay.log" 2>&1 &
 	PR=$!
-	perf record -q -e cpu-clock -F 999 -g -o "$W/agent.data" -p "$APID" \
+	perf record -q -e cpu-clock -F 999 --call-graph "${PROF_CALLGRAPH:-fp}" -o "$W/agent.data" -p "$APID" \
 	    >"$W/perf-agent.log" 2>&1 &
 	PA=$!
 	sleep 1
