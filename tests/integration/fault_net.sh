@@ -1,6 +1,6 @@
 #!/bin/bash
 # fault_net.sh - the agent<->relay link under network faults (FAULTS.md
-# N4, N5, N7, S11 with a real half-open link). The agent runs in one
+# N4, N5, N7, N9, S11 with a real half-open link). The agent runs in one
 # network namespace, the relay (and the operator's ssh) in another,
 # joined by tests/integration/netns.sh (TUN pair + user-space pump).
 #
@@ -9,7 +9,8 @@
 #    open channel during the cut completes after it, and the channel
 #    keeps working.
 # 2. Delay 200 ms + 5 % loss each way: 1 MiB echoed through a channel
-#    arrives intact (sha256 both ways), the session is not torn down.
+#    arrives intact (compared byte for byte), the session is not torn down;
+#    the same with 10 % duplicated packets and +-15 ms jitter (reordering).
 # 3. DNS: the relay is configured by name and the name does not resolve:
 #    a "resolve" failure in the log, retries with growing backoff, and
 #    the agent connects by itself once the name resolves.
@@ -117,6 +118,17 @@ nn_impair 0 0
 [ "$(ups)" = 1 ] && [ "$(lost)" = 0 ] || rt_fail "session torn down under delay + loss"
 ping_held 10 || rt_fail "held channel broken after delay + loss"
 rt_ok "delay 200 ms + 5 % loss: 1 MiB echoed intact in $((t1 - t0)) s, no reconnect (pump: $stats)"
+
+# ------------------------------------------------------------ 2b. dup + reorder
+nn_impair 20 0 10 15
+ip netns exec "$NN_R" "$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$LPORT" 1 1048576 60 \
+	>"$T/dup.out" 2>&1 || rt_fail "1 MiB with 10 % duplicates and reordering: $(cat "$T/dup.out") ($(nn_stats))"
+stats=$(nn_stats)
+nn_impair 0 0
+[ "$(ups)" = 1 ] && [ "$(lost)" = 0 ] || rt_fail "session torn down by duplicates / reordering"
+ping_held 10 || rt_fail "held channel broken after duplicates / reordering"
+case $stats in *" dup=0 "*) rt_fail "the pump duplicated nothing: $stats" ;; esac
+rt_ok "10 % duplicates + 20+-15 ms jitter (reordering): 1 MiB echoed intact, no reconnect (pump: $stats)"
 kill -TERM "$(rt_pid hold)" "$(rt_pid opL)" 2>/dev/null
 agent_stop cut
 

@@ -14,9 +14,10 @@
 #                           removed again by nn_down (hooked into EXIT)
 #   nn_exec a|r CMD...      run CMD in a namespace (exec, so a PID from
 #                           rt_spawn nn_exec ... is CMD's own)
-#   nn_impair DELAY_MS LOSS_PCT
-#                           each direction: packets held DELAY_MS, and
-#                           LOSS_PCT of them dropped (so "200 5" gives a
+#   nn_impair DELAY_MS LOSS_PCT [DUP_PCT [JITTER_MS]]
+#                           each direction: packets held DELAY_MS (+-
+#                           JITTER_MS, so they reorder), LOSS_PCT of them
+#                           dropped, DUP_PCT sent twice ("200 5" gives a
 #                           ~400 ms round trip); "0 0" clears
 #   nn_blackhole on|off     drop every packet silently while the link
 #                           stays up: TCP peers see neither FIN nor RST
@@ -62,7 +63,9 @@ nn_write_pump() {
 	cat >"$T/nn_pump.py" <<'PY'
 # nn_pump.py NS_A NS_B IFNAME CTL READY - forwards packets between a TUN
 # device in each of two network namespaces; CTL (key=value lines, re-read
-# when its mtime changes) sets delay_ms, loss_pct and blackhole (0/1).
+# when its mtime changes) sets delay_ms, jitter_ms (each packet delayed
+# by delay +- jitter, uniform: packets overtake each other), loss_pct,
+# dup_pct (a second copy of the packet) and blackhole (0/1).
 import ctypes, fcntl, heapq, os, random, select, signal, struct, sys, time
 ns_a, ns_b, ifname, ctl, ready = sys.argv[1:6]
 libc = ctypes.CDLL(None, use_errno=True)
@@ -83,8 +86,8 @@ home_fd = os.open(home, os.O_RDONLY)
 fa, fb = tun_in(ns_a), tun_in(ns_b)
 if libc.setns(home_fd, CLONE_NEWNET) != 0:
     sys.exit("setns home failed")
-cfg = {"delay_ms": 0.0, "loss_pct": 0.0, "blackhole": 0.0}
-st = {"in": 0, "dropped": 0, "out": 0, "write_err": 0}
+cfg = {"delay_ms": 0.0, "jitter_ms": 0.0, "loss_pct": 0.0, "dup_pct": 0.0, "blackhole": 0.0}
+st = {"in": 0, "dropped": 0, "dup": 0, "out": 0, "write_err": 0}
 seen = [None]
 def reload():
     try:
@@ -125,8 +128,14 @@ while run[0]:
             if cfg["blackhole"] or (cfg["loss_pct"] and random.random() * 100 < cfg["loss_pct"]):
                 st["dropped"] += 1
                 continue
-            seq += 1
-            heapq.heappush(q, (now + cfg["delay_ms"] / 1000.0, seq, out, pkt))
+            copies = 2 if cfg["dup_pct"] and random.random() * 100 < cfg["dup_pct"] else 1
+            st["dup"] += copies - 1
+            for _ in range(copies):
+                d = cfg["delay_ms"]
+                if cfg["jitter_ms"]:
+                    d = max(0.0, d + random.uniform(-cfg["jitter_ms"], cfg["jitter_ms"]))
+                seq += 1
+                heapq.heappush(q, (now + d / 1000.0, seq, out, pkt))
     now = time.monotonic()
     while q and q[0][0] <= now:
         _, _, out, pkt = heapq.heappop(q)
@@ -143,13 +152,14 @@ PY
 }
 
 nn_ctl() {	# rewrite the pump's control file atomically, wait one poll
-	printf 'delay_ms=%s\nloss_pct=%s\nblackhole=%s\n' "$NN_DELAY" "$NN_LOSS" "$NN_BH" >"$T/nn_ctl.tmp"
+	printf 'delay_ms=%s\njitter_ms=%s\nloss_pct=%s\ndup_pct=%s\nblackhole=%s\n' \
+		"$NN_DELAY" "$NN_JITTER" "$NN_LOSS" "$NN_DUP" "$NN_BH" >"$T/nn_ctl.tmp"
 	mv "$T/nn_ctl.tmp" "$T/nn_ctl"
 	sleep 0.15
 }
 
 nn_up() {
-	NN_DELAY=0 NN_LOSS=0 NN_BH=0
+	NN_DELAY=0 NN_JITTER=0 NN_LOSS=0 NN_DUP=0 NN_BH=0
 	# our own EXIT hook first, then lib.sh's (which keeps the exit status)
 	trap '_nn_rc=$?; nn_down; (exit $_nn_rc); rt_cleanup' EXIT
 	ip netns add "$NN_A" || rt_fail "ip netns add $NN_A"
@@ -196,7 +206,7 @@ nn_down() {
 	return 0
 }
 
-nn_impair() { NN_DELAY=$1 NN_LOSS=$2; nn_ctl; }
+nn_impair() { NN_DELAY=$1 NN_LOSS=$2 NN_DUP=${3:-0} NN_JITTER=${4:-0}; nn_ctl; }
 nn_blackhole() { case $1 in on) NN_BH=1 ;; *) NN_BH=0 ;; esac; nn_ctl; }
 nn_cut() { ip -n "$NN_A" link set "$NN_DEV" down; ip -n "$NN_R" link set "$NN_DEV" down; }
 nn_restore() {
