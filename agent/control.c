@@ -1330,6 +1330,8 @@ cc_input(struct ctlchan *cc)
 				    rt_strerror(r));
 				return;
 			}
+			log_debug("ctl %u: frame type %u, %u bytes", cc->id,
+			    f.type, f.len);
 			if (cc_frame_in(cc, &f) == RT_ERR_AGAIN)
 				return;	/* retried next pump */
 			if (cc->state == CC_CLOSING)
@@ -1355,8 +1357,10 @@ cc_input(struct ctlchan *cc)
 		cc_close(cc, "channel read failed (libssh2 %d)", (int)n);
 		return;
 	}
-	if (!cc->chan_eof && libssh2_channel_eof(cc->ch))
+	if (!cc->chan_eof && libssh2_channel_eof(cc->ch)) {
+		log_debug("ctl %u: relay EOF", cc->id);
 		cc->chan_eof = 1;
+	}
 }
 
 /* Moves follower lines / shell output into to_relay as DATA frames. */

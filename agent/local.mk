@@ -113,3 +113,10 @@ TELEMETRY_ITESTS = \
 TESTS += $(TELEMETRY_ITESTS)
 EXTRA_DIST += $(TELEMETRY_ITESTS) tests/integration/telemetry_lib.sh
 dist_doc_DATA += docs/mqtt.md
+# Integration tests of the built-in services (real relay and agent).
+CONTROL_ITESTS = \
+	tests/integration/control_basic.sh \
+	tests/integration/control_shell.sh \
+	tests/integration/control_rollback.sh
+TESTS += $(CONTROL_ITESTS)
+EXTRA_DIST += $(CONTROL_ITESTS) tests/integration/control_lib.sh
