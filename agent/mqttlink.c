@@ -77,6 +77,8 @@ struct mqttlink {
 
 	/* client rebuild (reload) and stop */
 	int			 rebuild;	/* restart once m stopped */
+	char			 change[160];	/* config-change to publish
+						 * once restarted */
 	int			 stopping, stopped;
 	struct mqtt		*dead;		/* stopped: free after round */
 };
@@ -581,12 +583,10 @@ client_off(struct mqttlink *ml)
 	cmd_abort(ml);
 	mqtt_free(ml->m);
 	ml->m = NULL;
-	tm_free(ml->tm);
-	ml->tm = NULL;
 	mc_verifier_free(ml->ver);
 	ml->ver = NULL;
-	OPENSSL_cleanse(ml->key, sizeof(ml->key));
-	ml->keylen = 0;
+	/* ml->tm and the key stay: a restart with the same agent id and key
+	 * keeps the telemetry seq going (mqttlink_start). */
 }
 
 int
@@ -619,6 +619,8 @@ mqttlink_free(struct mqttlink *ml)
 		control_set_event_hook(ml->a->control, NULL, NULL);
 	client_off(ml);
 	mqtt_free(ml->dead);
+	tm_free(ml->tm);
+	OPENSSL_cleanse(ml->key, sizeof(ml->key));
 	free(ml->buf);
 	free(ml);
 }
@@ -627,8 +629,9 @@ int
 mqttlink_start(struct mqttlink *ml)
 {
 	const struct agent_config *cfg;
-	uint8_t ckey[MC_KEY_MAX];
-	size_t cklen = 0;
+	uint8_t ckey[MC_KEY_MAX], tkey[MC_KEY_MAX];
+	size_t cklen = 0, tklen = 0;
+	char id[sizeof(ml->agent_id)];
 	char err[256];
 	int r;
 
@@ -639,13 +642,24 @@ mqttlink_start(struct mqttlink *ml)
 	    ml->dead != NULL)
 		return 0;
 	err[0] = '\0';
-	if ((r = cert_cn(cfg->tls_cert, ml->agent_id, sizeof(ml->agent_id),
-	    err, sizeof(err))) != 0)
+	if ((r = cert_cn(cfg->tls_cert, id, sizeof(id), err,
+	    sizeof(err))) != 0)
 		goto fail;
 	if (*cfg->telemetry.hmac_key_file != '\0' &&
-	    (r = mc_key_load(cfg->telemetry.hmac_key_file, ml->key,
-	    sizeof(ml->key), &ml->keylen, err, sizeof(err))) != 0)
+	    (r = mc_key_load(cfg->telemetry.hmac_key_file, tkey,
+	    sizeof(tkey), &tklen, err, sizeof(err))) != 0)
 		goto fail;
+	/* Same id and key as before (reload): keep the seq counters. */
+	if (ml->tm != NULL && (strcmp(id, ml->agent_id) != 0 ||
+	    tklen != ml->keylen || CRYPTO_memcmp(tkey, ml->key, tklen) != 0)) {
+		tm_free(ml->tm);
+		ml->tm = NULL;
+		ml->ev_seq = 0;
+	}
+	rt_strlcpy(ml->agent_id, id, sizeof(ml->agent_id));
+	memcpy(ml->key, tkey, tklen);
+	ml->keylen = tklen;
+	OPENSSL_cleanse(tkey, sizeof(tkey));
 	if (*cfg->mqtt.cmd_key_file != '\0') {
 		if ((r = mc_key_load(cfg->mqtt.cmd_key_file, ckey,
 		    sizeof(ckey), &cklen, err, sizeof(err))) != 0)
@@ -661,8 +675,8 @@ mqttlink_start(struct mqttlink *ml)
 	} else
 		log_warn("mqtt: no cmd_key_file: every command on cmd will be "
 		    "refused");
-	if ((r = tm_new(ml->agent_id, ml->keylen > 0 ? ml->key : NULL,
-	    ml->keylen, &ml->tm)) != 0) {
+	if (ml->tm == NULL && (r = tm_new(ml->agent_id, ml->keylen > 0 ?
+	    ml->key : NULL, ml->keylen, &ml->tm)) != 0) {
 		snprintf(err, sizeof(err), "telemetry: %s", rt_strerror(r));
 		goto fail;
 	}
@@ -680,6 +694,16 @@ mqttlink_start(struct mqttlink *ml)
 		goto fail;
 	}
 	ml->next_tel = ml->next_file = ml->next_cmd = loop_now(ml->a->loop);
+	if (ml->change[0] != '\0') {
+		struct tm_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.type = TM_EV_CONFIG_CHANGE;
+		ev.reason = ml->change;
+		ev.duration_ms = -1;
+		mqttlink_event(ml, &ev);
+		ml->change[0] = '\0';
+	}
 	if (loop_timer_add(ml->a->loop, 0, tick, ml, &ml->tick) != 0) {
 		r = RT_ERR_NOMEM;
 		snprintf(err, sizeof(err), "out of memory");
@@ -692,6 +716,8 @@ mqttlink_start(struct mqttlink *ml)
 	    cfg->uplink_mode == UPLINK_ON_DEMAND ? ", on-demand uplink" : "");
 	return 0;
  fail:
+	OPENSSL_cleanse(tkey, sizeof(tkey));
+	OPENSSL_cleanse(ckey, sizeof(ckey));
 	log_err("mqtt: telemetry disabled: %s", err[0] != '\0' ? err :
 	    rt_strerror(r));
 	if (cfg->uplink_mode == UPLINK_ON_DEMAND)
@@ -824,11 +850,14 @@ mqttlink_reload(struct mqttlink *ml, unsigned int diff)
 	    diff & AGENT_DIFF_CONTROL ? " control" : "",
 	    diff & AGENT_DIFF_TELEMETRY ? " telemetry" : "",
 	    diff & AGENT_DIFF_UPLINK_MODE ? " uplink_mode" : "");
-	memset(&ev, 0, sizeof(ev));
-	ev.type = TM_EV_CONFIG_CHANGE;
-	ev.reason = why;
-	ev.duration_ms = -1;
-	mqttlink_event(ml, &ev);
+	if ((diff & (AGENT_DIFF_MQTT | AGENT_DIFF_TELEMETRY)) == 0) {
+		memset(&ev, 0, sizeof(ev));
+		ev.type = TM_EV_CONFIG_CHANGE;
+		ev.reason = why;
+		ev.duration_ms = -1;
+		mqttlink_event(ml, &ev);
+	} else	/* the stopping client would not send it: the new one */
+		rt_strlcpy(ml->change, why, sizeof(ml->change));
 
 	if (diff & AGENT_DIFF_UPLINK_MODE) {
 		if (cfg->uplink_mode == UPLINK_ALWAYS) {

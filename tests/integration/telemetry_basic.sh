@@ -85,6 +85,20 @@ rt_wait 10 "pong (args)" tl_py event pong nonce fedcba9876543210fedcba9876543210
 	rt_fail "openssl-signed ping with args refused: $(grep 'command refused' "$T/agent.log" | tail -1)"
 rt_ok "openssl command recipe (with and without args) accepted"
 
+# Reload with a changed telemetry section: config-change event, the
+# client restarts gracefully (offline, online), seq keeps increasing.
+s0=$(tl_py maxseq telemetry)
+sed -i 's/^\tinterval = "2s"/\tinterval = "3s"/' "$T/agent.conf"
+kill -HUP "$(rt_pid agent)"
+rt_wait 10 "config-change event" tl_py event config-change reason 'reload: telemetry' ||
+	rt_fail "no config-change event after HUP"
+rt_wait 10 "online again" sh -c "[ \$(grep -c 'revtun/gw-17/status {\"status\":\"online\"' '$T/mon.log') -ge 2 ]" ||
+	rt_fail "client not restarted after the reload"
+rt_wait 10 "telemetry after reload" sh -c "[ \$(python3 '$T/tl.py' maxseq '$T/mon.log' '$T/tm.key' telemetry) -gt $s0 ]" ||
+	rt_fail "no telemetry after the reload"
+n=$(tl_py telemetry 3) || rt_fail "telemetry check after reload: $n"
+rt_ok "reload: config-change event, client restarted, seq continues"
+
 kill -USR1 "$(rt_pid agent)"
 rt_wait_log 5 "$T/agent.log" 'status: mqtt up' || rt_fail "USR1 has no mqtt line"
 ag_stop
