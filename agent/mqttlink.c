@@ -368,8 +368,8 @@ cmd_finish(struct mqttlink *ml, int r)
 	ml->cmd_w = NULL;
 	ml->cmd_running = 0;
 	if (r != 0) {
-		log_warn("telemetry: metrics_command: %s; keeping the previous "
-		    "values", r == RT_ERR_TIMEOUT ? "timed out" :
+		log_warn("telemetry: metrics_command: %s; this set is not "
+		    "published", r == RT_ERR_TIMEOUT ? "timed out" :
 		    r == RT_ERR_TOOBIG ? "output too large" :
 		    r == RT_ERR_PROTO ? "failed (non-zero exit or signal)" :
 		    rt_strerror(r));
