@@ -7,8 +7,10 @@
 # The holder (python3) opens C channels through the operator's ssh -L
 # (default 50), fetches 64 bytes on each (rtbench op 'G') and keeps them all
 # open while both daemons are measured; then it closes them. Each
-# repetition measures: idle before, C channels open, C channels open after
-# BYTES went down and up each of them in turn (buffers in use), idle again.
+# repetition starts a fresh relay, agent and ssh -L and measures: idle,
+# C channels open, C channels open after BYTES went down and up each of
+# them in turn (buffers in use), and idle again after they closed (what
+# the heap kept: glibc does not give freed memory back by itself).
 # Reported: medians over the repetitions; relay and agent per channel =
 # (open - idle) / C. The agent target (issue 8) is <= 2 MiB Private_Dirty
 # idle.
@@ -59,13 +61,26 @@ SERVE_PORT=$(cat "$W/serve.port")
 peers_keys || die "cannot make keys"
 RT_PORT=$(b_free_port)
 why=$(peers_revtun_conf) || die "$why"
-b_spawn relay "$RELAY" -f "$W/relay.conf"
-b_wait 10 b_listening "$RT_PORT" || die "relay not listening"
-b_spawn agent "$AGENT" -f "$W/agent.conf"
-LP=$(b_free_port)
-peers_ssh_local revtun-L "$LP" "$RT_PORT" "bench.gw-17:9000" bench "$PKI/alice_ed25519"
-b_wait 30 b_probe "$LP" || die "no echo through revtun: $(tail -n 2 "$W/agent.log")"
-RPID=$(cat "$W/relay.pid") APID=$(cat "$W/agent.pid")
+# up: a fresh relay, agent and operator ssh -L for one repetition
+up() {
+	b_spawn relay "$RELAY" -f "$W/relay.conf"
+	b_wait 10 b_listening "$RT_PORT" || die "relay not listening"
+	b_spawn agent "$AGENT" -f "$W/agent.conf"
+	LP=$(b_free_port)
+	peers_ssh_local revtun-L "$LP" "$RT_PORT" "bench.gw-17:9000" bench "$PKI/alice_ed25519"
+	b_wait 30 b_probe "$LP" || die "no echo through revtun: $(tail -n 2 "$W/agent.log")"
+	RPID=$(cat "$W/relay.pid") APID=$(cat "$W/agent.pid") LPID=$(cat "$W/revtun-L.pid")
+}
+# down: end this repetition's three processes, by PID, bounded
+down() {
+	for p in $LPID $APID $RPID; do
+		kill "$p" 2>/dev/null
+		_n=50
+		while b_alive "$p" && [ $_n -gt 0 ]; do sleep 0.1; _n=$((_n - 1)); done
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+}
 
 # holder: C channels, 64 bytes each, then BYTES down and up on each (the
 # ops 'G' / 'S' of rtbench serve; only lengths are checked), then hold until
@@ -112,11 +127,10 @@ settle() { sleep 2; }
 
 say "# mem run $stamp: $C channels, $MB per channel bulk, $REPS reps; host $(uname -srm), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$W/snaps"
-settle
-snap start
 rep=1
 while [ "$rep" -le "$REPS" ]; do
 	rm -f "$W/held" "$W/bulk" "$W/bulked" "$W/release"
+	up
 	settle
 	snap "idle$rep"
 	python3 "$W/holder.py" "$LP" "$C" "$bytes" "$W" >"$W/holder.log" 2>&1 &
@@ -130,10 +144,11 @@ while [ "$rep" -le "$REPS" ]; do
 	snap "bulk$rep"
 	touch "$W/release"
 	wait "$hp" || die "holder failed: $(tail -n 2 "$W/holder.log")"
+	settle
+	snap "after$rep"
+	down
 	rep=$((rep + 1))
 done
-settle
-snap end
 
 # med WHO TAGPREFIX FIELD(3=private_dirty 4=pss 5=rss): median over reps
 med() {
@@ -142,11 +157,11 @@ med() {
 }
 cat "$W/snaps" >>"$RES"
 for who in agent relay; do
-	for st in idle open bulk; do
-		say "result test=${who}_$st channels=$([ $st = idle ] && echo 0 || echo "$C") private_dirty_kib=$(med $who $st 3) pss_kib=$(med $who $st 4) rss_kib=$(med $who $st 5)"
+	for st in idle open bulk after; do
+		say "result test=${who}_$st channels=$(case $st in idle|after) echo 0;; *) echo "$C";; esac) private_dirty_kib=$(med $who $st 3) pss_kib=$(med $who $st 4) rss_kib=$(med $who $st 5)"
 	done
 	for st in open bulk; do
 		say "result test=${who}_per_channel_$st private_dirty_kib=$(echo "scale=1; ($(med $who $st 3) - $(med $who idle 3)) / $C" | bc)"
 	done
 done
-say "result test=agent_idle_first private_dirty_kib=$(awk '$1 == "start" && $2 == "agent" { print $3 }' "$W/snaps") target_kib=2048"
+say "result test=agent_target idle_private_dirty_kib=$(med agent idle 3) after_traffic_private_dirty_kib=$(med agent after 3) target_kib=2048"
