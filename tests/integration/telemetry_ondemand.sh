@@ -15,7 +15,7 @@ tl_gone() { ! tl_agents | grep -q '^gw-17'; }
 
 tl_setup
 tl_conf 'uplink_mode = "on-demand"
-on_demand_idle = "3s"' '	interval = "60s"'
+on_demand_idle = "8s"' '	interval = "60s"'
 "$RT_AGENT" -t -f "$T/agent.conf" >"$T/t.log" 2>&1 ||
 	rt_fail "-t refused the config: $(cat "$T/t.log")"
 ag_agent
@@ -85,10 +85,10 @@ sleep 1
 tl_agents | grep -q '^gw-17' && rt_fail "replayed tunnel-open reconnected"
 rt_ok "tunnel-close disconnects; a replayed tunnel-open does not reconnect"
 
-# Idle: opened, no session for on_demand_idle (3 s): dropped.
+# Idle: opened, no session for on_demand_idle (8 s): dropped.
 tl_cmd "$(tl_sign tunnel-open)"
 ag_wait_up 2 || rt_fail "second tunnel-open did not connect"
-rt_wait_log 10 "$T/agent.log" 'on-demand: idle for 3 s' ||
+rt_wait_log 20 "$T/agent.log" 'on-demand: idle for 8 s' ||
 	rt_fail "idle on-demand tunnel not dropped"
 rt_ok "idle on-demand tunnel dropped after on_demand_idle"
 ag_stop
