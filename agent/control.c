@@ -746,6 +746,15 @@ cc_notify(void *arg)
 	agent_kick(cc->ctl->a);
 }
 
+/* An orphaned shell changed state: control_check() reaps it. */
+static void
+orphan_notify(void *arg)
+{
+	struct control *c = arg;
+
+	agent_kick(c->a);
+}
+
 static void
 cc_release(struct ctlchan *cc)
 {
@@ -756,6 +765,8 @@ cc_release(struct ctlchan *cc)
 	loop_timer_cancel(cc->timer);
 	cc->timer = NULL;
 	if (cc->sh != NULL) {
+		/* The channel record goes away; the shell may outlive it. */
+		shell_set_notify(cc->sh, orphan_notify, cc->ctl);
 		shell_hangup(cc->sh, "channel closed");
 		shell_reap(cc->sh);
 		if (!shell_reaped(cc->sh) &&

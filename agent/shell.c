@@ -306,6 +306,13 @@ shell_consume(struct shell *sh, size_t n)
 }
 
 void
+shell_set_notify(struct shell *sh, shell_notify_fn notify, void *arg)
+{
+	sh->notify = notify;
+	sh->arg = arg;
+}
+
+void
 shell_resize(struct shell *sh, uint16_t cols, uint16_t rows)
 {
 	struct winsize ws;

@@ -60,6 +60,10 @@ size_t shell_room(const struct shell *sh);
 const uint8_t *shell_peek(const struct shell *sh, size_t *len);
 void shell_consume(struct shell *sh, size_t n);
 
+/* Changes who is notified (e.g. the channel is gone: its owner keeps
+ * the shell until reaped). */
+void shell_set_notify(struct shell *sh, shell_notify_fn notify, void *arg);
+
 /* Sets the window size (TIOCSWINSZ; the kernel signals SIGWINCH). */
 void shell_resize(struct shell *sh, uint16_t cols, uint16_t rows);
 
