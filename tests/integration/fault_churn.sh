@@ -23,7 +23,8 @@
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/agent_lib.sh"
 ag_setup
-ag_need_fakerelay	# paramiko
+"$AG_PY" -c "import paramiko" 2>/dev/null ||
+	rt_fail "python3-paramiko missing (apt-get install python3-paramiko; scripts/deps.sh)"
 . "$top_srcdir/tests/integration/relay_common.sh"
 [ -x "$RT_RELAY" ] || rt_fail "$RT_RELAY not built"
 RELAY_PORT=$RPORT

@@ -23,7 +23,8 @@ rt_setup
 rt_pki
 . "$top_srcdir/tests/integration/relay_common.sh"
 PY=/usr/bin/python3
-$PY -c 'import paramiko' 2>/dev/null || rt_skip "python3-paramiko missing (apt-get install python3-paramiko)"
+$PY -c "import paramiko" 2>/dev/null ||
+	rt_fail "python3-paramiko missing (apt-get install python3-paramiko; scripts/deps.sh)"
 [ -x "$RT_RELAY" ] || rt_fail "$RT_RELAY not built"
 
 relay_write_conf "$T/relay.conf"

@@ -48,6 +48,7 @@ nn_need() {
 	ip netns add "$NN_TAG-probe" 2>/dev/null ||
 		rt_skip "cannot create network namespaces here (ip netns add failed)"
 	ip netns del "$NN_TAG-probe" 2>/dev/null
+	rt_need python3 ping	# the pump; link checks (iputils-ping)
 	return 0
 }
 
