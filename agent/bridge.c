@@ -25,6 +25,7 @@
 #include "agent_config.h"
 #include "bridge.h"
 #include "buf.h"
+#include "control.h"
 #include "err.h"
 #include "log.h"
 #include "loop.h"
@@ -122,6 +123,7 @@ bridge_free(struct bridge *b)
 
 	if (b == NULL)
 		return;
+	control_session_gone(b->a->control);
 	while ((c = TAILQ_FIRST(&b->chans)) != NULL) {
 		TAILQ_REMOVE(&b->chans, c, entry);
 		if (c->state != CH_DEAD && !c->refused)
@@ -289,6 +291,10 @@ bridge_accept(struct bridge *b, LIBSSH2_CHANNEL *ch, const char *svc,
 	unsigned int open_n;
 	int r;
 
+	/* Built-in services are answered by the agent itself. */
+	sv = agent_config_service_by_name(cfg, svc);
+	if (sv != NULL && sv->builtin)
+		return control_accept(b->a->control, ch, svc, relay);
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		/* No memory even for the record: let libssh2 close it. */
 		log_err("relay %s: out of memory accepting a channel for %s",
@@ -502,7 +508,7 @@ bridge_pump(struct bridge *b, struct sshc *s, int *more)
 	struct chan *c, *tmp;
 	unsigned int closing = 0, limit;
 
-	*more = 0;
+	*more = control_pump(b->a->control, s);
 	TAILQ_FOREACH(c, &b->chans, entry)
 		*more |= chan_service(c, s);
 

@@ -5,7 +5,9 @@
  * A channel is accepted only for a service in the agent's own config (the
  * relay is never trusted), while the consent gate allows sessions and
  * fewer than max_channels are open; otherwise it is closed at once and
- * nothing is dialed. The target is dialed with target_connect_timeout; a
+ * nothing is dialed. Channels of built-in services (control, shell) are
+ * handed to control_accept() (control.h) and serviced by control_pump()
+ * from bridge_pump(). The target is dialed with target_connect_timeout; a
  * failure closes that channel only, with a logged reason.
  *
  * Data paths, each bounded by channel_buffer:

@@ -164,7 +164,14 @@ sshc_ka_tick(struct loop *loop, void *arg)
 		    cfg->keepalive_count);
 		return;
 	}
-	if (libssh2_keepalive_send(s->ss, &next) < 0 && !s->io_failed)
+	/*
+	 * libssh2 waits for the answer to a tcpip-forward with any
+	 * REQUEST_SUCCESS / FAILURE; the relay answers our keepalive (want
+	 * reply) with FAILURE, which would be taken as a refused forward.
+	 * No keepalive while a registration is in flight.
+	 */
+	if (s->fwd_busy < 0 &&
+	    libssh2_keepalive_send(s->ss, &next) < 0 && !s->io_failed)
 		log_debug("relay %s: keepalive: %s", s->relay,
 		    ssh_errmsg(s));
 	if (loop_timer_add(s->a->loop, RT_MIN(cfg->keepalive_interval_ms,
@@ -185,11 +192,6 @@ fwd_load(struct sshc *s)
 	for (i = 0; i < cfg->nservices && s->nfwds < AGENT_MAX_SERVICES; i++) {
 		const struct agent_service *sv = &cfg->services[i];
 
-		if (sv->builtin) {
-			log_debug("service %s: built-in, not registered",
-			    sv->name);
-			continue;
-		}
 		memset(&s->fwds[s->nfwds], 0, sizeof(s->fwds[0]));
 		rt_strlcpy(s->fwds[s->nfwds].name, sv->name,
 		    sizeof(s->fwds[0].name));
@@ -567,7 +569,7 @@ sshc_services_changed(struct sshc *s, const struct agent_config *old_cfg)
 		struct fwd *f = &s->fwds[i];
 
 		sv = agent_config_service_by_name(cfg, f->name);
-		if (sv == NULL || sv->builtin || sv->port != f->port) {
+		if (sv == NULL || sv->port != f->port) {
 			bridge_close_service(s->bridge, f->name,
 			    "service removed or renumbered by reload");
 			f->gone = 1;
@@ -577,8 +579,6 @@ sshc_services_changed(struct sshc *s, const struct agent_config *old_cfg)
 	}
 	for (i = 0; i < cfg->nservices; i++) {
 		sv = &cfg->services[i];
-		if (sv->builtin)
-			continue;
 		for (k = 0; k < s->nfwds; k++)
 			if (!s->fwds[k].gone &&
 			    strcmp(s->fwds[k].name, sv->name) == 0)
