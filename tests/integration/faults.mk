@@ -5,9 +5,15 @@ FAULT_ITESTS = \
 	tests/integration/fault_tls_scan.sh \
 	tests/integration/fault_churn.sh \
 	tests/integration/fault_net.sh \
-	tests/integration/fault_ssh_ops.sh
+	tests/integration/fault_ssh_ops.sh \
+	tests/integration/fault_slowloris.sh
 
 TESTS += $(FAULT_ITESTS)
+# Known bug, expected to fail until fixed (then XPASS fails make check:
+# remove it from this list): relay/listener.c refuses every connection
+# once max_pending is full, so a slowloris from 32+ sources locks agents
+# out (see the test's header and docs/faults.md T11).
+XFAIL_TESTS = tests/integration/fault_slowloris.sh
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md
 
 # make check-valgrind: every CUnit program tests/unit/*-unit under
