@@ -94,9 +94,13 @@ load() {
 		# shellcheck disable=SC2086
 		"$RTBENCH" -t 300 $t | grep '^# ' >>"$RES"
 		r1=$(cpu "$RPID") a1=$(cpu "$APID") t1=$(date +%s.%N)
+		mib=$(( $(numfmt --from=iec "$BYTES") / 1048576 ))
+		case $t in ping*) mib=0 ;; esac
 		awk -v r=$((r1 - r0)) -v a=$((a1 - a0)) -v hz="$hz" -v t0="$t0" \
-		    -v t1="$t1" 'BEGIN { w = t1 - t0; printf "#   cpu over %.2f s: relay %.0f %%, agent %.0f %% of one core\n",
-		    w, 100 * r / hz / w, 100 * a / hz / w }' >>"$RES"
+		    -v t1="$t1" -v mib="$mib" 'BEGIN { w = t1 - t0;
+		    printf "#   cpu over %.2f s: relay %.0f %%, agent %.0f %% of one core", w, 100 * r / hz / w, 100 * a / hz / w;
+		    if (mib > 0) printf "; cpu ms per MiB: relay %.1f, agent %.1f", 1000 * r / hz / mib, 1000 * a / hz / mib;
+		    printf "\n" }' >>"$RES"
 	done
 }
 

@@ -228,6 +228,18 @@ med() {
 	    else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
+# rmed A B MODE KEY: median over the repetitions where both A and B
+# passed of A's KEY / B's KEY, or "-".
+rmed() {
+	for r in $(seq 1 "$REPS"); do
+		x=$(grep "^result cfg=$1 rep=$r mode=$3 .*ok=1" "$RAW" | grep -o " $4=[0-9.]*" | cut -d= -f2)
+		y=$(grep "^result cfg=$2 rep=$r mode=$3 .*ok=1" "$RAW" | grep -o " $4=[0-9.]*" | cut -d= -f2)
+		[ -n "$x" ] && [ -n "$y" ] && awk -v a="$x" -v b="$y" 'BEGIN { if (b > 0) print a / b }'
+	done | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-";
+	    else if (NR % 2) printf "%.2f\n", a[(NR + 1) / 2];
+	    else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
 nok() { grep -c "^result cfg=$1 rep=[0-9]* mode=$2 .*ok=1" "$RAW"; }
 
 {
@@ -260,17 +272,23 @@ nok() { grep -c "^result cfg=$1 rep=[0-9]* mode=$2 .*ok=1" "$RAW"; }
 		printf '%20s' "${s%/}"
 	done
 	echo
-	if [ -n "${PORT[revtun]:-}" ] && [ -n "${PORT[ssh]:-}" ]; then
-		echo "revtun / ssh -R (throughput: above 1 is faster; us: below 1 is faster):"
+	# revtun against each tunnel peer: the ratio of the medians, and the
+	# median of the per-repetition ratios (the two paths measured back to
+	# back, so less exposed to load drift on a shared machine)
+	for peer in ssh stunnel; do
+		[ -n "${PORT[revtun]:-}" ] && [ -n "${PORT[$peer]:-}" ] || continue
+		echo "revtun / $peer (throughput: above 1 is faster; us: below 1 is faster):"
+		echo "                       of medians   median per rep"
 		for m in "bulk_up mibps" "bulk_down mibps" "ping p50_us" \
 		    "pingc rps" "conn p50_us"; do
 			set -- $m
-			a=$(med revtun "$1" "$2") b=$(med ssh "$1" "$2")
+			a=$(med revtun "$1" "$2") b=$(med "$peer" "$1" "$2")
 			[ "$a" = - ] || [ "$b" = - ] && continue
-			printf '  %-20s %s\n' "$1 $2" "$(awk -v a="$a" -v b="$b" \
-			    'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+			printf '  %-20s %10s %16s\n' "$1 $2" "$(awk -v a="$a" -v b="$b" \
+			    'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" \
+			    "$(rmed revtun "$peer" "$1" "$2")"
 		done
-	fi
+	done
 	grep '^skipped ' "$RAW" || true
 	echo "raw results: $RAW"
 } | tee "$SUM"
