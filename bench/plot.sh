@@ -32,11 +32,13 @@ if [ -n "$sum" ]; then
 		echo "$p ${up[$i]:--} ${down[$i]:--} ${p50[$i]:--} ${p99[$i]:--}"
 		i=$((i + 1))
 	done | sed 's/ - / NaN /g; s/ -$/ NaN/' >"$T/sum.dat"
+	grep -v '^direct ' "$T/sum.dat" >"$T/tunnels.dat"
+	dup=$(awk '$1 == "direct" { printf "direct (no tunnel): up %s, down %s MiB/s", $2, $3 }' "$T/sum.dat")
 	load=$(grep -m1 '^# host' "$(sed -n 's/^raw results: //p' "$sum")" 2>/dev/null | sed 's/.*load //')
 	gnuplot <<EOF
 set terminal pngcairo size 800,450 font ",10" noenhanced
 set output "$I/throughput.png"
-set title "bulk transfer through each path, loopback, median of reps (load $load)"
+set title "bulk transfer through each tunnel, loopback, median of reps (load $load)\n$dup"
 set ylabel "MiB/s"
 set style data histograms
 set style histogram clustered gap 1
@@ -45,7 +47,7 @@ set boxwidth 0.9
 set grid ytics
 set yrange [0:*]
 set key top right
-plot "$T/sum.dat" using 2:xtic(1) title "upload", "" using 3 title "download"
+plot "$T/tunnels.dat" using 2:xtic(1) title "upload", "" using 3 title "download"
 set output "$I/latency.png"
 set title "64-byte round trip, one connection, median of reps (load $load)"
 set ylabel "microseconds"
