@@ -55,31 +55,7 @@ grep -q "$T/agent.conf:[0-9]*: service web: target: required" "$T/bad.out" ||
 	rt_fail "invalid set: no file:line message: $(cat "$T/bad.out" "$T/bad.err")"
 [ "$(sha256sum <"$T/agent.conf")" = "$sum0" ] || rt_fail "refused set changed the file"
 [ ! -e "$T/agent.conf.last-good" ] || rt_fail "refused set wrote last-good"
-printf 'relays = {\n' | ctl_run_in badapply config gw-17 apply >"$T/st"
-[ "$(cat "$T/st")" = 1 ] || rt_fail "syntax error apply: exit $(cat "$T/st")"
-grep -q "$T/agent.conf:[0-9]*:" "$T/badapply.out" ||
-	rt_fail "syntax error apply: $(cat "$T/badapply.out")"
-[ "$(sha256sum <"$T/agent.conf")" = "$sum0" ] || rt_fail "refused apply changed the file"
-rt_ok "invalid set / apply refused with file:line, nothing written"
-
-# -- config apply with a new service: reachable afterwards
-WEBPORT=$(rt_free_port)
-rt_spawn web "$CTL_PY" "$top_srcdir/tests/tools/agent_peer.py" echo "$WEBPORT"
-rt_wait 10 "web target" rt_listening "$WEBPORT" || rt_fail "web target did not start"
-cp "$T/agent.conf" "$T/orig.conf"
-{ cat "$T/agent.conf"; printf 'service web {\n\tport = 8080\n\ttarget = "127.0.0.1:%s"\n}\n' "$WEBPORT"; } >"$T/new.conf"
-ctl_run_in apply config gw-17 apply <"$T/new.conf" >"$T/st"
-[ "$(cat "$T/st")" = 0 ] || rt_fail "apply: exit $(cat "$T/st") ($(cat "$T/apply.out" "$T/apply.err"))"
-grep -q "added: service web" "$T/apply.out" || rt_fail "apply did not say what changed: $(cat "$T/apply.out")"
-cmp -s "$T/new.conf" "$T/agent.conf" || rt_fail "applied file differs on disk"
-cmp -s "$T/orig.conf" "$T/agent.conf.last-good" || rt_fail "last-good is not the previous file"
-rt_wait_log 10 "$T/relay.log" "agent gw-17: service web:8080 registered" ||
-	rt_fail "new service not registered"
-timeout 10 ssh $SSHOPTS -i "$PKI/mallory_ed25519" -o IdentitiesOnly=yes \
-	-p "$RPORT" -W gw-17:8080 mallory@127.0.0.1 <"$T/hello" >"$T/web.out" \
-	2>"$T/web.err" || true
-cmp -s "$T/hello" "$T/web.out" || rt_fail "new service not reachable: '$(cat "$T/web.out" "$T/web.err")'"
-rt_ok "apply: new service registered and reachable; last-good kept"
+rt_ok "invalid set refused with file:line, nothing written"
 
 # -- config set of a limit
 st=$(ctl_run set config gw-17 set limits.max_channels 7)
@@ -109,6 +85,34 @@ st=$(ctl_run rl reload gw-17)
 [ "$st" = 0 ] || rt_fail "reload: exit $st"
 rt_wait_log 10 "$T/agent.log" "reload: no changes" || rt_fail "reload did not happen"
 rt_ok "reload"
+
+sum1=$(sha256sum <"$T/agent.conf")
+# -- config apply of a broken file: parser message, nothing written
+printf 'relays = {\n' | ctl_run_in badapply config gw-17 apply >"$T/st"
+[ "$(cat "$T/st")" = 1 ] || rt_fail "syntax error apply: exit $(cat "$T/st")"
+grep -q "$T/agent.conf:[0-9]*:" "$T/badapply.out" ||
+	rt_fail "syntax error apply: $(cat "$T/badapply.out")"
+[ "$(sha256sum <"$T/agent.conf")" = "$sum1" ] || rt_fail "refused apply changed the file"
+rt_ok "invalid apply refused with file:line, nothing written"
+
+# -- config apply with a new service: reachable afterwards
+WEBPORT=$(rt_free_port)
+rt_spawn web "$CTL_PY" "$top_srcdir/tests/tools/agent_peer.py" echo "$WEBPORT"
+rt_wait 10 "web target" rt_listening "$WEBPORT" || rt_fail "web target did not start"
+cp "$T/agent.conf" "$T/orig.conf"
+{ cat "$T/agent.conf"; printf 'service web {\n\tport = 8080\n\ttarget = "127.0.0.1:%s"\n}\n' "$WEBPORT"; } >"$T/new.conf"
+ctl_run_in apply config gw-17 apply <"$T/new.conf" >"$T/st"
+[ "$(cat "$T/st")" = 0 ] || rt_fail "apply: exit $(cat "$T/st") ($(cat "$T/apply.out" "$T/apply.err"))"
+grep -q "added: service web" "$T/apply.out" || rt_fail "apply did not say what changed: $(cat "$T/apply.out")"
+cmp -s "$T/new.conf" "$T/agent.conf" || rt_fail "applied file differs on disk"
+cmp -s "$T/orig.conf" "$T/agent.conf.last-good" || rt_fail "last-good is not the previous file"
+rt_wait_log 10 "$T/relay.log" "agent gw-17: service web:8080 registered" ||
+	rt_fail "new service not registered"
+timeout 10 ssh $SSHOPTS -i "$PKI/mallory_ed25519" -o IdentitiesOnly=yes \
+	-p "$RPORT" -W gw-17:8080 mallory@127.0.0.1 <"$T/hello" >"$T/web.out" \
+	2>"$T/web.err" || true
+cmp -s "$T/hello" "$T/web.out" || rt_fail "new service not reachable: '$(cat "$T/web.out" "$T/web.err")'"
+rt_ok "apply: new service registered and reachable; last-good kept"
 
 ag_sanitizer_clean || rt_fail "sanitizer report in the agent log"
 rt_pass

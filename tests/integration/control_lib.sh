@@ -8,7 +8,8 @@
 #   ctl_start               relay (operator mallory with every right on
 #                           gw-17), echo target, agent; waits until the
 #                           agent's services are registered
-#   ctl_run OUT args...     operator command as mallory: stdout/stderr to
+#   ctl_run OUT args...     operator command as mallory (at most
+#                           $CTL_TIMEOUT s, 20): stdout/stderr to
 #                           $T/OUT.out / $T/OUT.err, stdin /dev/null;
 #                           prints the exit status
 #   ctl_run_in OUT args...  same with the caller's stdin
@@ -91,16 +92,22 @@ EOF2
 		rt_fail "agent services not registered"
 }
 
+# bounded: a command that hangs fails the test (exit 124) instead of
+# blocking it
+ctl_ssh() {
+	timeout "${CTL_TIMEOUT:-20}" ssh $SSHOPTS -i "$PKI/mallory_ed25519" \
+		-o IdentitiesOnly=yes -p "$RPORT" mallory@127.0.0.1 "$@"
+}
+
 ctl_run() {
 	out=$1; shift
-	relay_op mallory_ed25519 mallory "$@" >"$T/$out.out" 2>"$T/$out.err" \
-		</dev/null
+	ctl_ssh "$@" >"$T/$out.out" 2>"$T/$out.err" </dev/null
 	echo $?
 }
 
 ctl_run_in() {
 	out=$1; shift
-	relay_op mallory_ed25519 mallory "$@" >"$T/$out.out" 2>"$T/$out.err"
+	ctl_ssh "$@" >"$T/$out.out" 2>"$T/$out.err"
 	echo $?
 }
 
