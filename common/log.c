@@ -280,7 +280,7 @@ log_rl_allow(struct log_rl *rl, enum log_level level)
 		rl->window_start_ms = now;
 		rl->in_window = 0;
 	}
-	if (rl->in_window >= LOG_RL_BURST) {
+	if (rl->in_window >= (rl->burst != 0 ? rl->burst : LOG_RL_BURST)) {
 		if (rl->suppressed < (unsigned int)-1)
 			rl->suppressed++;
 		return 0;

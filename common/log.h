@@ -50,8 +50,12 @@ struct log_rl {
 	int64_t window_start_ms;
 	unsigned int in_window;	/* lines passed in the current window */
 	unsigned int suppressed; /* lines dropped since the last one passed */
+	unsigned int burst;	/* lines per window; 0 = LOG_RL_BURST */
 };
-#define LOG_RL_INIT { 0, 0, 0 }
+#define LOG_RL_INIT { 0, 0, 0, 0 }
+/* For messages an operator needs one by one in normal operation (each
+ * refused agent, say) but that a flood must not turn into a disk fill. */
+#define LOG_RL_INIT_BURST(n) { 0, 0, 0, (n) }
 
 /* Receives every line that passes the level threshold (already formatted
  * and sanitised, without timestamp, ident, level or newline). Used by the

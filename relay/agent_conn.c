@@ -629,8 +629,23 @@ agent_free(struct agent *a)
 		    a->id, a->why,
 		    (long long)((rt_wall_ms() - a->since_wall) / 1000), a->src);
 	} else {
-		log_warn("agent %s from %s: refused: %s", agent_label(a),
-		    a->src, a->why);
+		/* One line per refused peer, but a flood of bogus handshakes
+		 * cannot fill the disk (FAULTS.md P9). */
+		static struct log_rl rl = LOG_RL_INIT_BURST(20);
+
+		log_warn_rl(&rl, "agent %s from %s: refused: %s",
+		    agent_label(a), a->src, a->why);
+		/* Refusals that concern an identity (a certificate that was
+		 * presented, or a known agent id) are security events; bare
+		 * protocol garbage is not audited, only logged. */
+		if (a->id[0] != '\0' || strstr(a->why, "certificate") != NULL) {
+			audit_rec_begin(&rec, "agent_deny");
+			audit_rec_str(&rec, "agent", a->id[0] != '\0' ? a->id :
+			    NULL);
+			audit_rec_str(&rec, "src", a->src);
+			audit_rec_str(&rec, "reason", a->why);
+			relay_audit(r, &rec);
+		}
 	}
 	loop_timer_cancel(a->repump);
 	sshsess_free(&a->ss, 0);

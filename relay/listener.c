@@ -54,6 +54,50 @@ split_hostport(const char *s, char *host, size_t hlen, char *port,
 	return 0;
 }
 
+static void pconn_drop(struct pconn *pc, const char *why);
+
+/*
+ * The pending table is full: make room by closing the oldest connection
+ * that is stalled before authentication: first sockets that have not sent
+ * their first bytes, then agents still in their TLS/SSH handshake.
+ * Operators are left alone (a person may be typing a passphrase). A peer
+ * that holds slots without finishing its handshake (slowloris) is thus
+ * pushed out by newer connections instead of locking real agents out: a
+ * real agent completes within a few round trips. The victim is reaped at
+ * the end of the round; until then the new connection is admitted above
+ * max_pending, by at most one accept burst. Returns 1 if one was closed.
+ */
+static int
+pending_evict_oldest(struct relay *r)
+{
+	static struct log_rl rl = LOG_RL_INIT;
+	struct pconn *pc;
+	struct agent *a, *oldest = NULL;
+
+	TAILQ_FOREACH(pc, &r->pending, link) {
+		if (pc->dead)
+			continue;
+		log_warn_rl(&rl, "pending table full (max_pending %u): "
+		    "closing %s, the oldest silent connection",
+		    r->cfg->max_pending, pc->src);
+		r->st.evicted++;
+		pconn_drop(pc, NULL);
+		return 1;
+	}
+	TAILQ_FOREACH(a, &r->agents, link)
+		if (!a->dead && a->state != AGENT_UP &&
+		    (oldest == NULL || a->t_accept < oldest->t_accept))
+			oldest = a;
+	if (oldest == NULL)
+		return 0;
+	log_warn_rl(&rl, "pending table full (max_pending %u): closing %s, "
+	    "the oldest unfinished agent handshake", r->cfg->max_pending,
+	    oldest->src);
+	r->st.evicted++;
+	agent_kill(oldest, "handshake evicted: pending table full");
+	return 1;
+}
+
 static void
 listener_accept(struct loop *loop, int lfd, unsigned int ev, void *arg)
 {
@@ -66,6 +110,7 @@ listener_accept(struct loop *loop, int lfd, unsigned int ev, void *arg)
 	struct pconn *pc;
 	char src[NET_ADDRSTRLEN], host[NET_ADDRSTRLEN];
 	const char *why;
+	unsigned int evicted = 0;	/* victims still counted until reap */
 	int fd, i, lowat;
 
 	for (i = 0; i < ACCEPT_BURST; i++) {
@@ -85,7 +130,8 @@ listener_accept(struct loop *loop, int lfd, unsigned int ev, void *arg)
 			why = "relay stopping";
 		else if (r->nconns >= cfg->max_connections)
 			why = "max_connections reached";
-		else if (r->npending >= cfg->max_pending)
+		else if (r->npending >= cfg->max_pending + evicted &&
+		    !(pending_evict_oldest(r) && ++evicted))
 			why = "max_pending reached";
 		else if (relay_pending_from(r, host) >=
 		    cfg->max_pending_per_source)

@@ -246,12 +246,14 @@ relay_status(struct relay *r)
 		nb++;
 	log_info("status: %u agents, %u operators, %u channels, %u "
 	    "connections (%u pending); since start: %llu accepted, %llu "
-	    "refused by limits, %llu bad protocol, %llu agent logins, %llu "
+	    "refused by limits, %llu silent evicted, %llu bad protocol, "
+	    "%llu agent logins, %llu "
 	    "agent failures, %llu operator logins, %llu failed, %llu channels "
 	    "opened, %llu denied, %llu bytes to agents, %llu from agents",
 	    nag, nop, nb, r->nconns, r->npending,
 	    (unsigned long long)r->st.accepted,
 	    (unsigned long long)r->st.refused_limit,
+	    (unsigned long long)r->st.evicted,
 	    (unsigned long long)r->st.refused_proto,
 	    (unsigned long long)r->st.agents_up,
 	    (unsigned long long)r->st.agent_fail,

@@ -239,6 +239,7 @@ struct bridge {
 struct relay_stats {
 	uint64_t accepted;
 	uint64_t refused_limit;
+	uint64_t evicted;		/* stalled handshakes pushed out */
 	uint64_t refused_proto;
 	uint64_t agents_up;
 	uint64_t agent_fail;

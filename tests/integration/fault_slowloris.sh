@@ -8,13 +8,10 @@
 # SL_BOUND_MS (3000 ms) - FAULTS.md T11: "a real agent still connects
 # within X ms". Afterwards the relay is alive and serves the agent.
 #
-# KNOWN BUG (listed in XFAIL_TESTS in faults.mk): relay/listener.c
-# listener_accept() refuses every new connection once max_pending is
-# reached, with no early drop or eviction of the oldest pending
-# handshakes (OpenSSH: MaxStartups start:rate:full random early drop),
-# so 32 sources x 8 silent connections lock every agent and operator out
-# for as long as the attacker keeps them open. The failing assertion is
-# marked "KNOWN BUG" below. Remove the test from XFAIL_TESTS when fixed.
+# When the pending table is full the relay closes the oldest connection
+# that has not finished its handshake (relay/listener.c
+# pending_evict_oldest), so silent peers are pushed out by newer
+# connections instead of locking agents out.
 . "$top_srcdir/tests/integration/lib.sh"
 rt_setup
 . "$top_srcdir/tests/integration/netns.sh"
@@ -107,10 +104,10 @@ if rt_wait $(( (SL_BOUND_MS + 999) / 1000 )) "agent up during the slowloris" ag_
 	took=$(( $(python3 -c 'import time; print(int(time.time() * 1000))') - t0 ))
 	rt_ok "agent up after $took ms while $((NSRC * PER)) slowloris connections from $NSRC sources were held"
 else
-	# KNOWN BUG: relay/listener.c listener_accept(): no early drop /
+	# Regression: relay/listener.c listener_accept() once refused all /
 	# eviction once max_pending is full (see the header). Recorded here,
 	# reported at the end, after the recovery checks below have run.
-	known_bug="KNOWN BUG: a real agent could not connect within $SL_BOUND_MS ms during a slowloris from $NSRC sources x $PER (max_pending full: every new connection refused; agent: $(grep -c 'TLS handshake: unexpected EOF' "$T/agent.log") attempts ended by the relay)"
+	known_bug="a real agent could not connect within $SL_BOUND_MS ms during a slowloris from $NSRC sources x $PER (max_pending full: every new connection refused; agent: $(grep -c 'TLS handshake: unexpected EOF' "$T/agent.log") attempts ended by the relay)"
 	rt_log "$known_bug"
 fi
 rt_wait $((SL_SECS + 15)) "slowloris over" rt_dead "$(rt_pid loris)"

@@ -10,16 +10,6 @@ FAULT_ITESTS = \
 	tests/integration/fault_logflood.sh
 
 TESTS += $(FAULT_ITESTS)
-# Known bugs, expected to fail until fixed (then XPASS fails make check:
-# remove the test from this list); see each test's header and
-# docs/faults.md:
-#  fault_slowloris: relay/listener.c refuses every connection once
-#    max_pending is full, so a slowloris from 32+ sources locks agents out
-#    (T11);
-#  fault_logflood: relay/agent_conn.c agent_free() logs every failed
-#    handshake without rate limit, one line per connection (P9).
-XFAIL_TESTS = tests/integration/fault_slowloris.sh \
-	tests/integration/fault_logflood.sh
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md
 
 # make check-valgrind: every CUnit program tests/unit/*-unit under

@@ -31,6 +31,10 @@ rt_wait_log 10 "$T/relay.log" "certificate has expired.*agent-expired" || rt_fai
 rt_wait_log 10 "$T/relay.log" "not yet valid.*agent-future" || rt_fail "future: reason and subject not logged"
 rt_wait_log 10 "$T/relay.log" "revoked.*agent-revoked" || rt_fail "revoked: reason and subject not logged"
 grep -q '"agent_up"' "$T/audit.log" 2>/dev/null && rt_fail "a bad certificate came up"
+relay_audit_has agent_deny '"expired" in d["reason"] and "agent-expired" in d["reason"]' ||
+	rt_fail "no agent_deny audit line for the expired certificate"
+relay_audit_has agent_deny '"revoked" in d["reason"]' ||
+	rt_fail "no agent_deny audit line for the revoked certificate"
 rt_ok "wrong CA, expired, not yet valid, revoked refused and logged"
 
 # a good certificate does get SSH

@@ -303,6 +303,17 @@ test_rate_limit(void)
 	CU_ASSERT_STRING_EQUAL(c.first, "again 0");
 	CU_ASSERT_EQUAL(rl.suppressed, 10 - (LOG_RL_BURST - 1));
 
+	/* a limiter with its own burst */
+	{
+		struct log_rl b = LOG_RL_INIT_BURST(LOG_RL_BURST + 7);
+
+		passed = 0;
+		for (i = 0; i < 100; i++)
+			passed += log_rl_allow(&b, LOG_LVL_WARN);
+		CU_ASSERT_EQUAL(passed, LOG_RL_BURST + 7);
+		CU_ASSERT_EQUAL(b.suppressed, 100 - (LOG_RL_BURST + 7));
+	}
+
 	/* a filtered level neither passes nor counts */
 	{
 		struct log_rl q = LOG_RL_INIT;
