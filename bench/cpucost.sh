@@ -71,7 +71,7 @@ ticks() {
 	echo $t
 }
 hz=$(getconf CLK_TCK)
-mib=$(( $(numfmt --from=iec "$BYTES") / 1048576 ))
+mib=$(( $(numfmt --from=iec "${BYTES^^}") / 1048576 ))
 echo "# cpucost: $BYTES per transfer, $REPS reps; $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$RES"
 for rep in $(seq 1 "$REPS"); do
 	for t in up down; do

@@ -16,7 +16,7 @@
 # idle.
 #
 # Environment: MEM_CHANNELS [50], BENCH_REPS [3], MEM_BYTES [1M]
-# {BENCH_QUICK: 256k}, BENCH_RESULTS, RTBENCH, RELAY, AGENT, BENCH_KEEP=1.
+# {BENCH_QUICK: 256K}, BENCH_RESULTS, RTBENCH, RELAY, AGENT, BENCH_KEEP=1.
 # Output: mem-STAMP.txt (result lines). Exit 1 if a step failed.
 set -u
 
@@ -29,7 +29,7 @@ AGENT=${AGENT:-$top_builddir/agent/revtun-agent}
 OUT=${BENCH_RESULTS:-$here/results}
 C=${MEM_CHANNELS:-50}
 REPS=${BENCH_REPS:-3}
-if [ -n "${BENCH_QUICK:-}" ]; then MB=${MEM_BYTES:-256k}; else MB=${MEM_BYTES:-1M}; fi
+if [ -n "${BENCH_QUICK:-}" ]; then MB=${MEM_BYTES:-256K}; else MB=${MEM_BYTES:-1M}; fi
 
 . "$here/peers.sh"
 die() { b_log "mem: error: $*"; exit 1; }
@@ -111,7 +111,7 @@ open(w + "/bulked", "w").close()
 while not os.path.exists(w + "/release"):
     time.sleep(0.05)
 EOF
-bytes=$(numfmt --from=iec "$MB")
+bytes=$(numfmt --from=iec "${MB^^}") || die "MEM_BYTES=$MB: not a size"
 
 # snap TAG: one line of both daemons' numbers (kB)
 snap() {

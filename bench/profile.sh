@@ -94,7 +94,7 @@ load() {
 		# shellcheck disable=SC2086
 		"$RTBENCH" -t 300 $t | grep '^# ' >>"$RES"
 		r1=$(cpu "$RPID") a1=$(cpu "$APID") t1=$(date +%s.%N)
-		mib=$(( $(numfmt --from=iec "$BYTES") / 1048576 ))
+		mib=$(( $(numfmt --from=iec "${BYTES^^}") / 1048576 ))
 		case $t in ping*) mib=0 ;; esac
 		awk -v r=$((r1 - r0)) -v a=$((a1 - a0)) -v hz="$hz" -v t0="$t0" \
 		    -v t1="$t1" -v mib="$mib" 'BEGIN { w = t1 - t0;
