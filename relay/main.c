@@ -108,6 +108,7 @@ main(int argc, char **argv)
 		ssh_finalize();
 		return rc == RT_ERR_CONFIG ? EX_CONFIG_ : EX_OSERR_;
 	}
+	r->debug = debug;
 	rc = relay_run(r);
 	relay_free(r);
 	ssh_finalize();

@@ -327,7 +327,9 @@ relay_reload(struct relay *r)
 	old = r->cfg;
 	r->cfg = ncfg;
 	/* restart-only settings keep their running values */
-	log_init(NULL, ncfg->log_syslog, (enum log_level)ncfg->log_level);
+	if (!r->debug)
+		log_init(NULL, ncfg->log_syslog,
+		    (enum log_level)ncfg->log_level);
 	if (acl_glob_count(ncfg->acl) > 0)
 		log_warn("ACL uses %u glob patterns (acl_allow_glob is on)",
 		    acl_glob_count(ncfg->acl));

@@ -273,6 +273,7 @@ struct relay {
 
 	struct loop_timer *tick;
 	int pump_scheduled;
+	int debug;			/* -d: debug to stderr, kept across HUP */
 	int stopping;
 	int64_t stop_deadline;
 	int64_t t_start_wall;
