@@ -1672,6 +1672,14 @@ control_count(const struct control *c)
 void
 control_reloaded(struct control *c)
 {
+	const struct agent_config *cfg = c->a->cfg;
+	struct ctlchan *cc;
+
+	/* Sessions of a service the new config removed or disabled end. */
+	TAILQ_FOREACH(cc, &c->chans, entry)
+		if (agent_config_service_by_name(cfg, cc->svc) == NULL ||
+		    (strcmp(cc->svc, "shell") == 0 && !cfg->shell_enable))
+			cc_close(cc, "service removed or disabled by reload");
 	if (!c->probation || c->probation_loaded)
 		return;
 	c->probation_loaded = 1;

@@ -90,7 +90,8 @@ unsigned int control_count(const struct control *c);
 void control_check(struct control *c);
 
 /* Called by the agent after a reload swapped a new config in: a change
- * on probation is judged from then on. */
+ * on probation is judged from then on; sessions of a built-in service
+ * the new config removed (or shell.enable turned off) are closed. */
 void control_reloaded(struct control *c);
 
 /* SIGCHLD: reaps exited shells. */
