@@ -919,6 +919,10 @@ service_open(struct ctlexec *c)
 		return 1;
 	}
 	progress |= n > 0;
+	/* an EOF sent with the exec request came before the callback was
+	 * ours; libssh says EOF only once its buffered data is read */
+	if (!c->op_eof_in && !c->op_backlog && ssh_channel_is_eof(c->x->ch))
+		c->op_eof_in = 1;
 	progress |= frame_up(c, &qup) > 0;
 	if (c->ag_closed || ssh_channel_is_closed(c->ag_ch))
 		buf_reset(c->to_agent);	/* nobody reads it: see below */

@@ -37,7 +37,7 @@ relay_start
 
 CTL_AGENT="$top_srcdir/tests/tools/ctl_agent.py"
 rt_spawn agent17 "$CTL_PY" "$CTL_AGENT" --port "$RPORT" --pki "$PKI" \
-	--id gw-17 --ready "$T/gw-17.ready" \
+	--id gw-17 --ready "$T/gw-17.ready" --log "$T/agent17.paramiko" \
 	--event '{"event":"config_rollback","reason":"relay unreachable","t":12}'
 rt_spawn agent18 "$CTL_PY" "$CTL_AGENT" --port "$RPORT" --pki "$PKI" \
 	--id gw-18 --ready "$T/gw-18.ready" --no-control --no-shell
@@ -125,6 +125,17 @@ grep -qx "applied 1048576 bytes sha256 $want" "$T/ap.out" ||
 	rt_fail "apply: agent saw '$(cat "$T/ap.out")', want sha256 $want"
 relay_audit_has config "d[\"operator\"] == \"mallory\" and d[\"agent\"] == \"gw-17\" and d[\"bytes\"] == 1048576 and d[\"sha256\"] == \"$want\" and d[\"exit_status\"] == 0" ||
 	rt_fail "no config audit with size and sha256 for the apply"
+# a small file travels in the same packets as the exec request: it must
+# be kept until the command is known, not dropped
+printf 'x = 1\n' >"$T/small.conf"
+want=$(sha256sum <"$T/small.conf" | cut -d' ' -f1)
+st=$(relay_op mallory_ed25519 mallory config gw-17 apply <"$T/small.conf" \
+	>"$T/ap2.out" 2>"$T/ap2.err"; echo $?)
+[ "$st" = 0 ] && grep -qx "applied 6 bytes sha256 $want" "$T/ap2.out" ||
+	rt_fail "small apply: exit $st '$(cat "$T/ap2.out" "$T/ap2.err")'"
+st=$(run sh1 mallory config gw-17 show)
+[ "$st" = 0 ] && grep -qx 'id = "gw-17"' "$T/sh1.out" ||
+	rt_fail "config show: exit $st"
 rt_ok "1 MiB apply intact (sha256), audited with size and hash"
 
 # -- config set: result and failure through, secrets not logged
@@ -251,7 +262,7 @@ rt_ok "agent gone: running command ends with 255"
 # -- a graceful stop with a command running: exit 0, no sanitizer report
 rm -f "$T/gw-17.ready"
 rt_spawn agent17b "$CTL_PY" "$CTL_AGENT" --port "$RPORT" --pki "$PKI" \
-	--id gw-17 --ready "$T/gw-17.ready"
+	--id gw-17 --ready "$T/gw-17.ready" --log "$T/agent17b.paramiko"
 rt_wait 20 "gw-17 back" test -s "$T/gw-17.ready" || rt_fail "gw-17 did not return"
 rt_spawn follow3 ssh $SSHOPTS -i "$PKI/mallory_ed25519" -o IdentitiesOnly=yes \
 	-p "$RPORT" mallory@127.0.0.1 logs gw-17 -f

@@ -6,7 +6,7 @@
 # ctlproto frames (common/ctlproto.h).
 #
 #   ctl_agent.py --port P --pki DIR --id gw-17 --ready FILE
-#                [--no-shell] [--no-control] [--event JSON]...
+#                [--no-shell] [--no-control] [--event JSON]... [--log F]
 #
 # Behaviour per CTL_REQ command (OPERATOR\0COMMAND):
 #   status               "status of ID for OPERATOR\n", EXIT 0
@@ -30,6 +30,7 @@
 import argparse
 import hashlib
 import os
+import select
 import socket
 import ssl
 import struct
@@ -181,6 +182,56 @@ def serve(ch, args):
             pass
 
 
+def tls_pump(tls, plain):
+    tls.setblocking(False)
+    plain.setblocking(False)
+    to_tls, to_plain = b"", b""
+    tls_eof = plain_eof = False
+    while not (tls_eof and not to_plain) and not (plain_eof and not to_tls):
+        rl, wl = [], []
+        if not tls_eof and len(to_plain) < (1 << 20):
+            rl.append(tls)
+        if not plain_eof and len(to_tls) < (1 << 20):
+            rl.append(plain)
+        if to_tls:
+            wl.append(tls)
+        if to_plain:
+            wl.append(plain)
+        if tls in rl and tls.pending():
+            r, w = [tls], []
+        else:
+            r, w, _ = select.select(rl, wl, [], 1.0)
+        try:
+            if tls in r:
+                d = tls.recv(65536)
+                if d:
+                    to_plain += d
+                else:
+                    tls_eof = True
+            if plain in r:
+                d = plain.recv(65536)
+                if d:
+                    to_tls += d
+                else:
+                    plain_eof = True
+            if to_tls and (tls in w or tls in r):
+                n = tls.send(to_tls)
+                to_tls = to_tls[n:]
+            if to_plain:
+                n = plain.send(to_plain)
+                to_plain = to_plain[n:]
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError,
+                BlockingIOError):
+            pass
+        except OSError:
+            break
+    for x in (tls, plain):
+        try:
+            x.close()
+        except OSError:
+            pass
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -190,14 +241,22 @@ def main():
     ap.add_argument("--no-shell", action="store_true")
     ap.add_argument("--no-control", action="store_true")
     ap.add_argument("--event", action="append", default=[])
+    ap.add_argument("--log", help="paramiko debug log")
     args = ap.parse_args()
+    if args.log:
+        paramiko.util.log_to_file(args.log)
 
     ctx = ssl.create_default_context(cafile=os.path.join(args.pki, "ca.crt"))
     ctx.load_cert_chain(os.path.join(args.pki, args.id + ".crt"),
                         os.path.join(args.pki, args.id + ".key"))
     raw = socket.create_connection(("127.0.0.1", args.port), timeout=10)
     s = ctx.wrap_socket(raw, server_hostname="localhost")
-    t = paramiko.Transport(s)
+    # paramiko reads in its own thread and writes from the caller's: an
+    # SSL object must not see both at once, so paramiko gets a plain
+    # socketpair and one thread moves the bytes to and from TLS
+    mine, theirs = socket.socketpair()
+    threading.Thread(target=tls_pump, args=(s, mine), daemon=True).start()
+    t = paramiko.Transport(theirs)
     t.start_client(timeout=10)
     try:
         t.auth_none("agent")
@@ -217,6 +276,7 @@ def main():
         f.write("up\n")
     while t.is_active():
         time.sleep(0.2)
+    sys.exit("session ended: %s" % (t.get_exception() or "closed"))
 
 
 if __name__ == "__main__":
