@@ -15,6 +15,9 @@
 # (open - idle) / C. The agent target (issue 8) is <= 2 MiB Private_Dirty
 # idle.
 #
+# MEM_TRIM=1 (needs gdb): after the channels closed, call malloc_trim(0)
+# inside both daemons and measure again ("trim"): what a malloc_trim in
+# the code would give back.
 # Environment: MEM_CHANNELS [50], BENCH_REPS [3], MEM_BYTES [1M]
 # {BENCH_QUICK: 256K}, BENCH_RESULTS, RTBENCH, RELAY, AGENT, BENCH_KEEP=1.
 # Output: mem-STAMP.txt (result lines). Exit 1 if a step failed.
@@ -146,6 +149,15 @@ while [ "$rep" -le "$REPS" ]; do
 	wait "$hp" || die "holder failed: $(tail -n 2 "$W/holder.log")"
 	settle
 	snap "after$rep"
+	if [ -n "${MEM_TRIM:-}" ]; then
+		# what malloc_trim(0) in the daemons would give back (gdb)
+		for p in $RPID $APID; do
+			timeout 60 gdb -q -batch -p "$p" -ex 'call (int) malloc_trim(0)' \
+			    >"$W/gdb.log" 2>&1 || b_log "mem: gdb on $p failed"
+		done
+		settle
+		snap "trim$rep"
+	fi
 	down
 	rep=$((rep + 1))
 done
@@ -157,8 +169,8 @@ med() {
 }
 cat "$W/snaps" >>"$RES"
 for who in agent relay; do
-	for st in idle open bulk after; do
-		say "result test=${who}_$st channels=$(case $st in idle|after) echo 0;; *) echo "$C";; esac) private_dirty_kib=$(med $who $st 3) pss_kib=$(med $who $st 4) rss_kib=$(med $who $st 5)"
+	for st in idle open bulk after ${MEM_TRIM:+trim}; do
+		say "result test=${who}_$st channels=$(case $st in idle|after|trim) echo 0;; *) echo "$C";; esac) private_dirty_kib=$(med $who $st 3) pss_kib=$(med $who $st 4) rss_kib=$(med $who $st 5)"
 	done
 	for st in open bulk; do
 		say "result test=${who}_per_channel_$st private_dirty_kib=$(echo "scale=1; ($(med $who $st 3) - $(med $who idle 3)) / $C" | bc)"

@@ -6,6 +6,7 @@
 #   latency.png     median 64-byte RTT p50/p99 per path  (summary-*.txt)
 #   storm.png       agents registered / TCP established after a relay
 #                   restart, over time                   (scale-*.dat)
+#   storm-maxpending.png  the same for a run with SCALE_MAX_PENDING set
 #
 # Usage: bench/plot.sh [RESULTS_DIR [IMG_DIR]]
 set -u
@@ -56,21 +57,35 @@ EOF
 	echo "plot: $I/throughput.png $I/latency.png from $sum"
 fi
 
-dat=$(newest 'scale-*.dat')
-if [ -n "$dat" ]; then
-	txt=${dat%.dat}.txt
+# storm DAT PNG: registrations and connections after the relay restart
+storm() {
+	txt=${1%.dat}.txt
 	n=$(sed -n 's/.*test=reconnect_storm agents=\([0-9]*\).*/\1/p' "$txt" | head -n 1)
+	mp=$(sed -n 's/.*max_pending \([0-9]*\);.*/\1/p' "$txt" | head -n 1)
 	gnuplot <<EOF
 set terminal pngcairo size 800,450 font ",10" noenhanced
-set output "$I/storm.png"
-set title "relay restart with ${n:-?} idle agents connected (SIGTERM at t = 0)"
+set output "$2"
+set title "relay restart with ${n:-?} idle agents connected (SIGTERM at t = 0), relay max_pending ${mp:-256}"
 set xlabel "seconds since SIGTERM"
 set ylabel "agents"
 set grid
 set key bottom right
-plot "$dat" using 1:2 with lines lw 2 title "registered with the new relay", \
+plot "$1" using 1:2 with lines lw 2 title "registered with the new relay", \
      "" using 1:3 with lines lw 1 title "TCP established on the relay port"
 EOF
-	echo "plot: $I/storm.png from $dat"
-fi
+	echo "plot: $2 from $1"
+}
+# storm.png: the newest run with the default max_pending (256);
+# storm-maxpending.png: the newest run with another (SCALE_MAX_PENDING)
+def="" alt=""
+for f in $(ls -t "$R"/scale-*.dat 2>/dev/null); do
+	mp=$(sed -n 's/.*max_pending \([0-9]*\);.*/\1/p' "${f%.dat}.txt" | head -n 1)
+	if [ "${mp:-256}" = 256 ]; then
+		[ -z "$def" ] && def=$f
+	else
+		[ -z "$alt" ] && alt=$f
+	fi
+done
+[ -n "$def" ] && storm "$def" "$I/storm.png"
+[ -n "$alt" ] && storm "$alt" "$I/storm-maxpending.png"
 exit 0

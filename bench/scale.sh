@@ -12,7 +12,8 @@
 #      port and registrations, sampled every 0.25 s)
 #
 # Environment: SCALE_N [1000] {BENCH_QUICK: 200}, SCALE_TIMEOUT [120]
-# seconds per wait, BENCH_RESULTS, RELAY, AGENT, BENCH_KEEP=1.
+# seconds per wait, SCALE_MAX_PENDING [256] (the relay's limits.max_pending
+# and max_pending_per_source: an experiment knob), BENCH_RESULTS, RELAY, AGENT, BENCH_KEEP=1.
 # The PKI (EC P-256, one key and certificate per agent) is made once in
 # parallel and cached in $BENCH_RESULTS/scale-pki (remade when short or
 # expiring). Loopback: every agent comes from 127.0.0.1, so the relay's
@@ -31,6 +32,7 @@ AGENT=${AGENT:-$top_builddir/agent/revtun-agent}
 OUT=${BENCH_RESULTS:-$here/results}
 if [ -n "${BENCH_QUICK:-}" ]; then N=${SCALE_N:-200}; else N=${SCALE_N:-1000}; fi
 TMO=${SCALE_TIMEOUT:-120}
+MAXP=${SCALE_MAX_PENDING:-256}	# relay.conf default max_pending
 
 . "$here/peers.sh"
 die() { b_log "scale: error: $*"; exit 1; }
@@ -122,7 +124,8 @@ tls {
 	key = "$PKI/relay.key"
 }
 limits {
-	max_pending_per_source = 256
+	max_pending = $MAXP
+	max_pending_per_source = $MAXP
 }
 operator bench {
 	keys_file = "$W/op_keys"
@@ -179,7 +182,7 @@ wait_reg() {
 }
 now() { date +%s.%N; }
 
-say "# scale run $stamp: $N agents; host $(uname -srm), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
+say "# scale run $stamp: $N agents, max_pending $MAXP; host $(uname -srm), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
 b_spawn relay1 "$RELAY" -f "$W/relay.conf"
 RPID=$(cat "$W/relay1.pid")
 b_wait 10 b_listening "$RT_PORT" || die "relay not listening: $(tail -n 2 "$W/relay1.log")"
