@@ -164,14 +164,7 @@ sshc_ka_tick(struct loop *loop, void *arg)
 		    cfg->keepalive_count);
 		return;
 	}
-	/*
-	 * libssh2 waits for the answer to a tcpip-forward with any
-	 * REQUEST_SUCCESS / FAILURE; the relay answers our keepalive (want
-	 * reply) with FAILURE, which would be taken as a refused forward.
-	 * No keepalive while a registration is in flight.
-	 */
-	if (s->fwd_busy < 0 &&
-	    libssh2_keepalive_send(s->ss, &next) < 0 && !s->io_failed)
+	if (libssh2_keepalive_send(s->ss, &next) < 0 && !s->io_failed)
 		log_debug("relay %s: keepalive: %s", s->relay,
 		    ssh_errmsg(s));
 	if (loop_timer_add(s->a->loop, RT_MIN(cfg->keepalive_interval_ms,
