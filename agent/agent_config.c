@@ -1029,6 +1029,16 @@ load_services(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 		    &s->target_port)) != 0)
 			return r;
 	}
+	/*
+	 * An agent without a single registration cannot keep its session:
+	 * libssh2 1.10 reads the session only through a listener or a
+	 * channel, so keepalive answers would never be read and the agent
+	 * would reconnect forever. Say so at -t time instead.
+	 */
+	if (n == 0)
+		sec_err(lc, NULL, "service: none configured; the relay would "
+		    "have nothing to reach (add at least "
+		    "`service control { port = N }`)");
 	return 0;
 }
 

@@ -280,12 +280,12 @@ test_every_option(void)
 	CU_ASSERT_EQUAL(fx_load_only(&f,
 	    "relays = {\"r:1\"}\ntls {\n\tca = \"@/ca.pem\"\n"
 	    "\tcert = \"@/agent.pem\"\n\tkey = \"@/agent.key\"\n"
-	    "\tmin_version = \"1.2\"\n\tserver_name = \"relay.plant\"\n}\n"),
-	    0);
+	    "\tmin_version = \"1.2\"\n\tserver_name = \"relay.plant\"\n}\n"
+	    "service control {\n\tport = 7000\n}\n"), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f.cfg);
 	CU_ASSERT_EQUAL(f.cfg->tls_min_version, TLS1_2_VERSION);
 	CU_ASSERT_STRING_EQUAL(f.cfg->tls_server_name, "relay.plant");
-	CU_ASSERT_EQUAL(f.cfg->nservices, 0);
+	CU_ASSERT_EQUAL(f.cfg->nservices, 1);
 	fx_done(&f);
 }
 
@@ -378,12 +378,30 @@ test_too_many_services(void)
 	fx_done(&f);
 }
 
+/* No service at all: refused at -t time, not a reconnect loop later. */
+static void
+test_no_services(void)
+{
+	struct fx f;
+	static const char t[] = "relays = {\"r:443\"}\ntls {\n"
+	    "\tca = \"@/ca.pem\"\n\tcert = \"@/agent.pem\"\n"
+	    "\tkey = \"@/agent.key\"\n}\n";
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_EQUAL(fx_load_only(&f, t), RT_ERR_CONFIG);
+	CU_ASSERT_PTR_NULL(f.cfg);
+	CU_ASSERT_EQUAL(f.errs.n, 1);
+	CU_ASSERT_TRUE(has_err(&f, NAME ": service:", "none configured"));
+	fx_done(&f);
+}
+
 static void
 test_relays(void)
 {
 	struct fx f;
 	static const char tls[] = "tls {\n\tca = \"@/ca.pem\"\n"
-	    "\tcert = \"@/agent.pem\"\n\tkey = \"@/agent.key\"\n}\n";
+	    "\tcert = \"@/agent.pem\"\n\tkey = \"@/agent.key\"\n}\n"
+	    "service control {\n\tport = 7000\n}\n";
 	char t[1024];
 
 	CU_ASSERT_FATAL(fx_init(&f) == 0);
@@ -1027,6 +1045,7 @@ suite_agent_config(void)
 		{ "service_names_and_ports", test_service_names_and_ports },
 		{ "too_many_services", test_too_many_services },
 		{ "relays", test_relays },
+		{ "no_services", test_no_services },
 		{ "value_errors", test_value_errors },
 		{ "syntax_and_typo", test_syntax_and_typo },
 		{ "collects_all", test_collects_all },
