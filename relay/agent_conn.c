@@ -62,7 +62,8 @@ agent_kill(struct agent *a, const char *fmt, ...)
 }
 
 int
-agent_start(struct relay *r, int fd, const char *src, const char *host)
+agent_start(struct relay *r, int fd, const char *src, const char *host,
+	    int64_t t_accept)
 {
 	struct agent *a;
 	int rc;
@@ -78,9 +79,9 @@ agent_start(struct relay *r, int fd, const char *src, const char *host)
 	TAILQ_INIT(&a->bridges);
 	rt_strlcpy(a->src, src, sizeof(a->src));
 	rt_strlcpy(a->host, host, sizeof(a->host));
-	a->t_accept = loop_now(r->loop);
-	a->deadline = a->t_accept + r->cfg->handshake_timeout_ms;
-	a->last_rx = a->t_accept;
+	a->t_accept = t_accept;
+	a->deadline = t_accept + r->cfg->handshake_timeout_ms;
+	a->last_rx = loop_now(r->loop);
 	if ((rc = tls_conn_new(r->tls_ctx, fd, 1, NULL, &a->tls)) != 0)
 		goto fail;
 	if ((rc = loop_watch_add(r->loop, fd, LOOP_READ, agent_net_io, a,

@@ -24,9 +24,14 @@
 
 #include "relay.h"
 
-/* Takes over fd (its first byte was a TLS record). Returns 0 or an
- * RT_ERR_* code (fd closed, reason logged). */
-int agent_start(struct relay *r, int fd, const char *src, const char *host);
+/*
+ * Takes over fd (its first byte was a TLS record), accepted at t_accept
+ * (monotonic ms): handshake_timeout counts from then, not from the first
+ * byte, so a peer cannot hold a slot for twice the bound. Returns 0 or an
+ * RT_ERR_* code (fd closed, reason logged).
+ */
+int agent_start(struct relay *r, int fd, const char *src, const char *host,
+		int64_t t_accept);
 
 /* Marks a dead with a reason (logged and audited at reap). */
 void agent_kill(struct agent *a, const char *fmt, ...)

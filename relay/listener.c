@@ -160,7 +160,8 @@ listener_accept(struct loop *loop, int lfd, unsigned int ev, void *arg)
 		pc->relay = r;
 		pc->fd = fd;
 		pc->op_only = l->op_only;
-		pc->deadline = loop_now(r->loop) + cfg->handshake_timeout_ms;
+		pc->t_accept = loop_now(r->loop);
+		pc->deadline = pc->t_accept + cfg->handshake_timeout_ms;
 		rt_strlcpy(pc->src, src, sizeof(pc->src));
 		rt_strlcpy(pc->host, host, sizeof(pc->host));
 		if (loop_watch_add(r->loop, fd, LOOP_READ, pconn_io, pc,
@@ -255,7 +256,8 @@ pconn_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 			pconn_drop(pc, "TLS on the operator-only port");
 			return;
 		}
-		agent_start(r, pconn_handoff(pc), pc->src, pc->host);
+		agent_start(r, pconn_handoff(pc), pc->src, pc->host,
+		    pc->t_accept);
 		return;
 	}
 	if (memcmp(b, "SSH-", (size_t)n) != 0) {
@@ -276,6 +278,12 @@ pconn_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 		else if (ss.ss_family == AF_INET6)
 			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	}
+	/*
+	 * operator_start() (operator.c, owned elsewhere) still starts a
+	 * fresh handshake_timeout here, so an operator-side peer can hold
+	 * a slot for up to twice the bound; it needs pc->t_accept passed
+	 * in the way agent_start() takes it.
+	 */
 	operator_start(r, pconn_handoff(pc), pc->src, pc->host, port);
 }
 

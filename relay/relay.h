@@ -93,7 +93,8 @@ struct pconn {
 	int op_only;
 	struct loop_watch *w;
 	struct loop_timer *retry;	/* partial "SSH-" prefix: look again */
-	int64_t deadline;
+	int64_t t_accept;		/* monotonic; handed to the agent */
+	int64_t deadline;		/* t_accept + handshake_timeout */
 	char src[NET_ADDRSTRLEN];	/* "1.2.3.4:5678" */
 	char host[NET_ADDRSTRLEN];	/* "1.2.3.4", for per-source limits */
 	int handed_over;		/* fd now owned by an agent/operator */

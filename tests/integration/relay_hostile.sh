@@ -58,6 +58,27 @@ PY
 rt_wait_log 5 "$T/relay.log" "key exchange timed out" || rt_fail "kex deadline not logged"
 rt_ok "silent SSH peer $(cat "$T/silent.out")"
 
+# silent for most of the deadline, then a TLS record header and silence
+# again: the deadline counts from accept, not from the first byte (it
+# used to restart when the bytes came, holding the slot for twice 3 s)
+python3 - "$RPORT" <<'PY' >"$T/late.out" || rt_fail "late TLS peer: $(cat "$T/late.out")"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+t0 = time.time()
+time.sleep(2.2)
+s.sendall(b"\x16\x03\x01")
+try:
+    while s.recv(65536):
+        pass
+except OSError:
+    pass
+dt = time.time() - t0
+print("closed %.1f s after accept" % dt)
+sys.exit(0 if 2.2 <= dt <= 4.2 else 1)
+PY
+rt_wait_log 5 "$T/relay.log" "handshake not done within" || rt_fail "TLS handshake deadline not logged"
+rt_ok "late TLS peer $(cat "$T/late.out")"
+
 for t in "..:7" ".gw-17:7" "gw-17.:7" "echo..gw-17:7" "echo.gw-17.edge.edge:7" \
 	"$(printf 'x%.0s' $(seq 1 250)).gw-17:7" "echo.gw-17:0" "ECHO.gw-17:7"; do
 	relay_op alice_ed25519 alice -W "$t" </dev/null >/dev/null 2>&1 &&
