@@ -1569,15 +1569,18 @@ control_start(struct control *c)
 	}
 	state_path(c, "probation", path, sizeof(path));
 	if (cfgstore_read(path, 128, &text, &len) == 0) {
+		const char *from;
+
 		text[strcspn(text, "\n")] = '\0';
-		if (!rt_valid_id(text))
-			rt_strlcpy(text, "unknown", len + 1 > 8 ? len + 1 : 1);
+		from = rt_valid_id(text) ? text : "unknown";
 		log_warn("config: a change by %s was on probation when the "
 		    "agent stopped; it must reach the relay within %lld s",
-		    text, (long long)(c->a->cfg->control_rollback_timeout_ms /
+		    from, (long long)(c->a->cfg->control_rollback_timeout_ms /
 		    1000));
-		/* A restart is a new session anyway: require one. */
-		probation_start(c, rt_valid_id(text) ? text : "unknown", 1);
+		/* The file on disk is the one just loaded; a restart needs a
+		 * new session anyway: the first one up ends the probation. */
+		probation_start(c, from, 1);
+		c->probation_loaded = 1;
 		free(text);
 	}
 }

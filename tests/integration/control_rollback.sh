@@ -5,7 +5,8 @@
 # control.rollback_timeout (5 s here) it restores agent.conf.last-good
 # atomically, reloads, reconnects and is reachable again; `status` then
 # shows the config_rollback event (also kept in state_dir). A change that
-# keeps the relay reachable is not rolled back.
+# keeps the relay reachable is not rolled back. A probation interrupted by
+# a restart goes on after it (state_dir/probation) and still rolls back.
 . "$top_srcdir/tests/integration/lib.sh"
 rt_setup
 rt_need ssh-keygen openssl sha256sum timeout
@@ -56,6 +57,24 @@ grep -q '"event":"config_rollback"' "$T/state/event.pending" ||
 [ ! -e "$T/state/probation" ] || rt_fail "probation marker left behind"
 grep -qx "rollback: none" "$T/s.out" || rt_fail "still on probation"
 rt_ok "status shows the rollback event; state_dir keeps it"
+
+# -- the probation survives a restart: cut off, stop, start again
+st=$(ctl_run cut2 config gw-17 set relays "{\"127.0.0.1:$DEAD\"}")
+[ "$st" = 0 ] || rt_fail "second cutting set: exit $st"
+[ -e "$T/state/probation" ] || rt_fail "no probation marker in state_dir"
+rt_stop agent 10 >"$T/stop.st"
+[ "$(cat "$T/stop.st")" = 0 ] || rt_fail "agent stop: exit $(cat "$T/stop.st")"
+ag_sanitizer_clean || rt_fail "sanitizer report in the agent log"
+ups0=$(grep -c "agent gw-17: up from" "$T/relay.log")
+rt_spawn agent2 "$RT_AGENT" -f "$T/agent.conf"
+rt_wait_log 10 "$T/agent2.log" "was on probation when the agent stopped" ||
+	rt_fail "restarted agent ignored the probation"
+rt_wait_log 15 "$T/agent2.log" "restoring" || rt_fail "no rollback after restart"
+rt_wait 15 "agent back on the relay" ups_more ||
+	rt_fail "agent did not come back after restart"
+cmp -s "$T/good.conf" "$T/agent.conf" || rt_fail "agent.conf is not the last good file"
+rt_ok "probation survives a restart and rolls back"
+cp "$T/agent2.log" "$T/agent.log"
 
 ag_sanitizer_clean || rt_fail "sanitizer report in the agent log"
 rt_pass
