@@ -3,15 +3,35 @@
  * event, in its own file, separate from the debug log.
  *
  * Every line has "ts" (UTC, ms) and "event" first, then the event's
- * fields. Events and their fields (docs/relay.md has the full list):
- *   auth_ok / auth_fail   operator, key_fp, src, method, reason
- *   agent_up / agent_down agent, src, cert_fp, reason
- *   forward_ok / forward_deny  agent, service, port, reason
- *   channel_open / channel_deny  operator, agent, service, src, rule, id
+ * fields, in this order ("[x]" = only sometimes; docs/relay.md has the
+ * meanings). Keep this list in step with the audit_rec_* callers:
+ *   auth_ok / auth_fail   operator, key_fp, src, method, [reason]
+ *                         (operator.c)
+ *   agent_up              agent, src, cert_fp, version (agent_conn.c)
+ *   agent_down            agent, src, cert_fp, reason
+ *   agent_deny            agent (null before an id is known), src, reason;
+ *                         only refusals involving a certificate or an id
+ *   forward_ok            agent, service, port
+ *   forward_deny          agent, service, port, reason
+ *   channel_open          operator, agent, service, port, src, rule, id
+ *                         (bridge.c)
+ *   channel_deny          refused before a bridge exists (operator.c):
+ *                         operator, agent, service, target, port, src,
+ *                         rule, reason (agent/service null if unknown);
+ *                         refused by the agent or on the way (bridge.c):
+ *                         operator, agent, service, src, rule, reason, id
  *   channel_close         operator, agent, service, id, bytes_to_agent,
- *                         bytes_from_agent, duration_ms
- *   exec / exec_deny      operator, command, agent, rule
- *   config                operator, agent, change
+ *                         bytes_from_agent, duration_ms, reason
+ *   exec / exec_deny      agent commands (ctlexec.c): operator, agent,
+ *                         command, src, rule, [reason] (exec_deny);
+ *                         relay-local ones (operator.c: agents, help,
+ *                         unknown): operator, command, src
+ *   config                a change sent to an agent (ctlexec.c): operator,
+ *                         agent, change, [bytes, sha256] (apply),
+ *                         exit_status (null: no answer before the end);
+ *                         a relay reload (relay.c): change "reload", file
+ *   agent_event           agent, detail (ctlexec.c: the JSON object the
+ *                         agent reported, as a string)
  * Strings are JSON-escaped bytewise: '"' and '\' get a backslash, bytes
  * below 0x20, 0x7f and every byte >= 0x80 become \u00XX. So lines are
  * pure ASCII and a peer-supplied value cannot break or forge one; UTF-8
