@@ -472,60 +472,70 @@ cfgu_validate_port(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
-int
-cfgu_validate_duration(cfg_t *cfg, cfg_opt_t *opt)
+/*
+ * Checks every value of a string option with ok(); the first bad one is
+ * reported as "option 'NAME': <before>'VALUE'<after>".
+ */
+static int
+validate_each(cfg_t *cfg, cfg_opt_t *opt, int (*ok)(const char *),
+	      const char *before, const char *after)
 {
 	unsigned int i;
 	const char *s;
-	int64_t ms;
 
 	for (i = 0; i < cfg_opt_size(opt); i++) {
 		s = cfg_opt_getnstr(opt, i);
-		if (cfgu_parse_duration(s, &ms) != 0) {
-			cfg_error(cfg, "option '%s': invalid duration '%s' "
-				  "(e.g. 250ms, 30s, 5m, 2h, 1d; at most 30d)",
-				  cfg_opt_name(opt), s != NULL ? s : "");
+		if (s == NULL || !ok(s)) {
+			cfg_error(cfg, "option '%s': %s'%s'%s",
+				  cfg_opt_name(opt), before,
+				  s != NULL ? s : "", after);
 			return -1;
 		}
 	}
 	return 0;
+}
+
+static int
+duration_ok(const char *s)
+{
+	int64_t ms;
+
+	return cfgu_parse_duration(s, &ms) == 0;
+}
+
+static int
+size_ok(const char *s)
+{
+	uint64_t b;
+
+	return cfgu_parse_size(s, &b) == 0;
+}
+
+static int
+abs_path_ok(const char *s)
+{
+	return s[0] == '/';
+}
+
+int
+cfgu_validate_duration(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return validate_each(cfg, opt, duration_ok, "invalid duration ",
+	    " (e.g. 250ms, 30s, 5m, 2h, 1d; at most 30d)");
 }
 
 int
 cfgu_validate_size(cfg_t *cfg, cfg_opt_t *opt)
 {
-	unsigned int i;
-	const char *s;
-	uint64_t b;
-
-	for (i = 0; i < cfg_opt_size(opt); i++) {
-		s = cfg_opt_getnstr(opt, i);
-		if (cfgu_parse_size(s, &b) != 0) {
-			cfg_error(cfg, "option '%s': invalid size '%s' "
-				  "(e.g. 512, 64k, 1M, 1G; at most 1024G)",
-				  cfg_opt_name(opt), s != NULL ? s : "");
-			return -1;
-		}
-	}
-	return 0;
+	return validate_each(cfg, opt, size_ok, "invalid size ",
+	    " (e.g. 512, 64k, 1M, 1G; at most 1024G)");
 }
 
 int
 cfgu_validate_path(cfg_t *cfg, cfg_opt_t *opt)
 {
-	unsigned int i;
-	const char *s;
-
-	for (i = 0; i < cfg_opt_size(opt); i++) {
-		s = cfg_opt_getnstr(opt, i);
-		if (s == NULL || s[0] != '/') {
-			cfg_error(cfg, "option '%s': path '%s' is not an "
-				  "absolute path", cfg_opt_name(opt),
-				  s != NULL ? s : "");
-			return -1;
-		}
-	}
-	return 0;
+	return validate_each(cfg, opt, abs_path_ok, "path ",
+	    " is not an absolute path");
 }
 
 int
