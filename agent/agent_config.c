@@ -328,16 +328,23 @@ v_max_channels(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
-v_channel_buffer(cfg_t *cfg, cfg_opt_t *opt)
+check_size(cfg_t *cfg, cfg_opt_t *opt, uint64_t lo, uint64_t hi,
+    const char *range)
 {
 	uint64_t b;
 
 	if (cfgu_parse_size(opt_str(opt), &b) != 0)
 		opt_err(cfg, opt, "\"%s\" is not a size (e.g. \"64k\", "
 		    "\"1M\")", opt_str(opt));
-	else if (b < CHANBUF_MIN || b > CHANBUF_MAX)
-		opt_err(cfg, opt, "\"%s\" is not in 16k..16M", opt_str(opt));
+	else if (b < lo || b > hi)
+		opt_err(cfg, opt, "\"%s\" is not in %s", opt_str(opt), range);
 	return 0;
+}
+
+static int
+v_channel_buffer(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_size(cfg, opt, CHANBUF_MIN, CHANBUF_MAX, "16k..16M");
 }
 
 static int
@@ -380,20 +387,6 @@ v_consent_mode(cfg_t *cfg, cfg_opt_t *opt)
 	if (parse_consent_mode(opt_str(opt), &m) != 0)
 		opt_err(cfg, opt, "\"%s\" is not one of off, sessions, "
 		    "connect", opt_str(opt));
-	return 0;
-}
-
-static int
-check_size(cfg_t *cfg, cfg_opt_t *opt, uint64_t lo, uint64_t hi,
-    const char *range)
-{
-	uint64_t b;
-
-	if (cfgu_parse_size(opt_str(opt), &b) != 0)
-		opt_err(cfg, opt, "\"%s\" is not a size (e.g. \"64k\", "
-		    "\"1M\")", opt_str(opt));
-	else if (b < lo || b > hi)
-		opt_err(cfg, opt, "\"%s\" is not in %s", opt_str(opt), range);
 	return 0;
 }
 
