@@ -21,10 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "err.h"
+#include "fixture.h"
 #include "log.h"
 #include "relay_config.h"
 
@@ -46,11 +45,7 @@ static const char fixture_keys[] =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK/bo+pbaOCUhODZ8wAgNfPktSwxVt1WXq"
     "BTnuRS2OMA fuzz-op\n";
 
-static const struct {
-	const char *name;
-	const char *text;
-	mode_t mode;
-} fixtures[] = {
+static const struct fuzz_file fixtures[] = {
 	{ "ca.pem", "CA\n", 0644 },
 	{ "cert.pem", "CERT\n", 0644 },
 	{ "crl.pem", "CRL\n", 0644 },
@@ -61,67 +56,7 @@ static const struct {
 
 #define NFIXTURES (sizeof(fixtures) / sizeof(fixtures[0]))
 
-static char fixture_dir[64];
-
-static void
-fixture_remove(void)
-{
-	char path[128];
-
-	for (size_t i = 0; i < NFIXTURES; i++) {
-		snprintf(path, sizeof(path), "%s/%s", fixture_dir,
-		    fixtures[i].name);
-		unlink(path);
-	}
-	snprintf(path, sizeof(path), "%s/fifo", fixture_dir);
-	unlink(path);
-	rmdir(fixture_dir);
-}
-
-static void
-fixture_make(void)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(fixture_dir, sizeof(fixture_dir), "/tmp/rt-fuzz-XXXXXX");
-	if (mkdtemp(fixture_dir) == NULL)
-		abort();
-	atexit(fixture_remove);
-	for (size_t i = 0; i < NFIXTURES; i++) {
-		snprintf(path, sizeof(path), "%s/%s", fixture_dir,
-		    fixtures[i].name);
-		if ((f = fopen(path, "w")) == NULL ||
-		    fputs(fixtures[i].text, f) == EOF || fclose(f) != 0 ||
-		    chmod(path, fixtures[i].mode) != 0)
-			abort();
-	}
-	snprintf(path, sizeof(path), "%s/fifo", fixture_dir);
-	if (mkfifo(path, 0600) != 0)
-		abort();
-}
-
-/* The input up to its first NUL with every "@D" replaced by the fixture
- * directory; NULL when out of memory. */
-static char *
-expand(const uint8_t *data, size_t size)
-{
-	size_t dlen = strlen(fixture_dir), o = 0;
-	char *out;
-
-	if ((out = malloc(size / 2 * dlen + size + 1)) == NULL)
-		return NULL;
-	for (size_t i = 0; i < size && data[i] != '\0'; i++) {
-		if (data[i] == '@' && i + 1 < size && data[i + 1] == 'D') {
-			memcpy(out + o, fixture_dir, dlen);
-			o += dlen;
-			i++;
-		} else
-			out[o++] = (char)data[i];
-	}
-	out[o] = '\0';
-	return out;
-}
+static const char *fixture_dir;
 
 static void
 check_config(const struct relay_config *c)
@@ -181,10 +116,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!inited) {
 		log_init("fuzz_relay_config", 0, LOG_LVL_ERR);
-		fixture_make();
+		fixture_dir = fuzz_fixture_make(fixtures, NFIXTURES, 1);
 		inited = 1;
 	}
-	if ((text = expand(data, size)) == NULL)
+	if ((text = fuzz_expand(fixture_dir, data, size)) == NULL)
 		return 0;
 	cfgu_errors_init(&errs);
 	r = relay_config_load_buf(text, "fuzz.conf", &c, &errs);

@@ -6,12 +6,14 @@
 FUZZ_TARGETS += agent_config
 check_PROGRAMS += tests/fuzz/agent_config-replay
 TESTS += tests/fuzz/agent_config-replay
-tests_fuzz_agent_config_replay_SOURCES = tests/fuzz/fuzz_agent_config.c tests/fuzz/replay.c
+tests_fuzz_agent_config_replay_SOURCES = tests/fuzz/fuzz_agent_config.c tests/fuzz/fixture.c \
+	tests/fuzz/fixture.h tests/fuzz/replay.c
 tests_fuzz_agent_config_replay_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH2_CFLAGS) -I$(top_srcdir)/agent -DFUZZ_NAME='"agent_config"'
 tests_fuzz_agent_config_replay_LDADD = $(AGENT_LIBS)
 if FUZZING
 noinst_PROGRAMS += tests/fuzz/agent_config-fuzz
-tests_fuzz_agent_config_fuzz_SOURCES = tests/fuzz/fuzz_agent_config.c
+tests_fuzz_agent_config_fuzz_SOURCES = tests/fuzz/fuzz_agent_config.c tests/fuzz/fixture.c \
+	tests/fuzz/fixture.h
 tests_fuzz_agent_config_fuzz_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH2_CFLAGS) -I$(top_srcdir)/agent
 tests_fuzz_agent_config_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_agent_config_fuzz_LDADD = $(AGENT_LIBS)
@@ -20,12 +22,14 @@ endif
 FUZZ_TARGETS += relay_config
 check_PROGRAMS += tests/fuzz/relay_config-replay
 TESTS += tests/fuzz/relay_config-replay
-tests_fuzz_relay_config_replay_SOURCES = tests/fuzz/fuzz_relay_config.c tests/fuzz/replay.c
+tests_fuzz_relay_config_replay_SOURCES = tests/fuzz/fuzz_relay_config.c tests/fuzz/fixture.c \
+	tests/fuzz/fixture.h tests/fuzz/replay.c
 tests_fuzz_relay_config_replay_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS) -I$(top_srcdir)/relay -DFUZZ_NAME='"relay_config"'
 tests_fuzz_relay_config_replay_LDADD = $(RELAY_LIBS)
 if FUZZING
 noinst_PROGRAMS += tests/fuzz/relay_config-fuzz
-tests_fuzz_relay_config_fuzz_SOURCES = tests/fuzz/fuzz_relay_config.c
+tests_fuzz_relay_config_fuzz_SOURCES = tests/fuzz/fuzz_relay_config.c tests/fuzz/fixture.c \
+	tests/fuzz/fixture.h
 tests_fuzz_relay_config_fuzz_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS) -I$(top_srcdir)/relay
 tests_fuzz_relay_config_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_relay_config_fuzz_LDADD = $(RELAY_LIBS)
