@@ -464,7 +464,17 @@ step_auth(struct sshc *s)
 	s->state = S_UP;
 	fwd_load(s);	/* the services of the config current now */
 	s->last_rx_ms = rt_mono_ms();
-	libssh2_keepalive_config(s->ss, 1,
+	/*
+	 * want_reply = 0: libssh2 1.10 never consumes the replies to its own
+	 * keepalives; each one stays queued for the session's lifetime (a
+	 * slow leak) and the next tcpip-forward request takes a stale
+	 * REQUEST_FAILURE as its answer, so a service added by a reload was
+	 * "refused". Liveness comes from the other direction: the relay
+	 * sends keepalive@openssh.com every agents.keepalive_interval, so a
+	 * healthy relay is never silent for longer than that; ours only keep
+	 * bytes flowing, so that TCP_USER_TIMEOUT notices a dead link.
+	 */
+	libssh2_keepalive_config(s->ss, 0,
 	    (unsigned int)RT_MAX(1, (s->a->cfg->keepalive_interval_ms + 999) /
 	    1000));
 	if (loop_timer_add(s->a->loop, 1000, sshc_ka_tick, s,
