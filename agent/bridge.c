@@ -291,9 +291,11 @@ bridge_accept(struct bridge *b, LIBSSH2_CHANNEL *ch, const char *svc,
 	unsigned int open_n;
 	int r;
 
-	/* Built-in services are answered by the agent itself. */
+	/* Built-in services are answered by the agent itself, and only
+	 * while the consent gate lets sessions in (a closed gate refuses
+	 * them below like any other session). */
 	sv = agent_config_service_by_name(cfg, svc);
-	if (sv != NULL && sv->builtin)
+	if (sv != NULL && sv->builtin && agent_sessions_allowed(b->a))
 		return control_accept(b->a->control, ch, svc, relay);
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		/* No memory even for the record: let libssh2 close it. */
@@ -321,12 +323,6 @@ bridge_accept(struct bridge *b, LIBSSH2_CHANNEL *ch, const char *svc,
 		c->refused = 1;
 		r = RT_ERR_REFUSED;
 		chan_close(c, "service not in this agent's config");
-		goto refused;
-	}
-	if (sv->builtin) {
-		c->refused = 1;
-		r = RT_ERR_REFUSED;
-		chan_close(c, "built-in service %s not available", svc);
 		goto refused;
 	}
 	if (!agent_sessions_allowed(b->a)) {

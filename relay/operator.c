@@ -308,6 +308,18 @@ op_direct_tcpip(struct opconn *op, ssh_message msg)
 		dest = "";
 	resolve_target(r, dest, dport, agent_id, sizeof(agent_id), service,
 	    sizeof(service), &ag, &svc);
+	/*
+	 * The agent's built-in services are reached only through the exec
+	 * commands, which check the read/write/logs/shell rights, audit the
+	 * command and name the operator to the agent. A raw channel would
+	 * bypass all three, whatever a service grant (or glob) says.
+	 */
+	if (strcmp(service, "control") == 0 || strcmp(service, "shell") == 0) {
+		op_deny(op, msg, agent_id, service, dest, dport,
+		    "built-in service", "built-in service: use the exec "
+		    "commands");
+		return 0;
+	}
 	if (agent_id[0] != '\0' && service[0] != '\0')
 		allowed = acl_check(cfg->acl, op->name, ACL_SERVICE, agent_id,
 		    service, &rule);

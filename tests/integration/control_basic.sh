@@ -15,6 +15,14 @@ rt_pki
 . "$top_srcdir/tests/integration/relay_common.sh"
 . "$top_srcdir/tests/integration/control_lib.sh"
 
+# a consent gate (open at start) to check that it covers the control
+# service too
+touch "$T/consent"
+CTL_EXTRA="consent {
+	mode = \"sessions\"
+	file = \"$T/consent\"
+	interval = \"1s\"
+}"
 ctl_start
 
 # -- status: stable key: value lines with live counters
@@ -36,6 +44,39 @@ ctl_run s2 status gw-17 >/dev/null
 b1=$(sed -n 's/^bytes_to_target: //p' "$T/s2.out")
 [ "$b1" -ge $((b0 + 25)) ] || rt_fail "bytes_to_target $b0 -> $b1"
 rt_ok "status: all keys, bytes_to_target $b0 -> $b1"
+
+# -- the control service is never reachable as a raw channel, even with a
+# service grant on it (gw-17:control above): only through the exec
+# commands, which check rights and audit
+if timeout 10 ssh $SSHOPTS -i "$PKI/mallory_ed25519" -o IdentitiesOnly=yes \
+	-p "$RPORT" -W control.gw-17:1 mallory@127.0.0.1 </dev/null \
+	>"$T/raw.out" 2>"$T/raw.err"; then
+	rt_fail "raw channel to the control service was opened"
+fi
+grep -qE "administratively prohibited|stdio forwarding failed" "$T/raw.err" ||
+	rt_fail "raw control channel: unexpected answer: $(cat "$T/raw.err")"
+grep -q '"reason":"built-in service: use the exec commands"' "$T/audit.log" ||
+	rt_fail "raw control channel: no channel_deny audit line"
+rt_ok "raw channel to the control service refused and audited"
+
+# -- a closed consent gate refuses control sessions too (polled every
+# 1 s: bounded retries, 0.5 s apart)
+ctl_status_until() { # WANT(0|1) : until status succeeds (1) or fails (0)
+	for i in $(seq 1 30); do
+		st=$(CTL_TIMEOUT=5 ctl_run gate status gw-17)
+		if [ "$1" = 1 ]; then [ "$st" = 0 ] && return 0
+		else [ "$st" != 0 ] && return 0; fi
+		sleep 0.5
+	done
+	return 1
+}
+rm -f "$T/consent"
+ctl_status_until 0 || rt_fail "status still answered with the consent gate closed"
+rt_wait_log 10 "$T/agent.log" "consent gate closed" ||
+	rt_fail "agent did not log the consent refusal"
+touch "$T/consent"
+ctl_status_until 1 || rt_fail "status still refused after the consent gate reopened"
+rt_ok "closed consent gate refuses control sessions; reopened allows them"
 
 # -- config show: secrets redacted, paths shown
 st=$(ctl_run show config gw-17 show)

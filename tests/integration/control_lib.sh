@@ -76,7 +76,7 @@ ctl_start() {
 	cat >>"$T/relay.conf" <<EOF2
 operator mallory {
 	keys = {"$(relay_key_line mallory_ed25519)"}
-	allow = {"gw-17:echo", "gw-17:web"}
+	allow = {"gw-17:echo", "gw-17:web", "gw-17:control"}
 	rights = {"gw-17:read", "gw-17:write", "gw-17:logs", "gw-17:shell"}
 }
 EOF2
@@ -86,7 +86,7 @@ EOF2
 		"$ECHO_PORT"
 	rt_wait 10 "echo target" rt_listening "$ECHO_PORT" ||
 		rt_fail "echo target did not start"
-	ctl_conf "$T/agent.conf"
+	ctl_conf "$T/agent.conf" "${CTL_EXTRA:-}"
 	rt_spawn agent "$RT_AGENT" -f "$T/agent.conf"
 	rt_wait_log 20 "$T/relay.log" "agent gw-17: service shell:7001 registered" ||
 		rt_fail "agent services not registered"
