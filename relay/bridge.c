@@ -258,17 +258,47 @@ bridge_detach_agent(struct bridge *b)
 	relay_kick(b->relay);
 }
 
+/* How much longer than the open deadline a late answer is waited for. */
+#define BRIDGE_LATE_FACTOR 4
+
 void
 bridge_tick(struct bridge *b, int64_t now)
 {
+	int64_t hs = b->relay->cfg->handshake_timeout_ms;
+
 	if (b->state != BRIDGE_OPENING || now < b->deadline)
 		return;
-	log_warn("agent %s chan %llu: no answer to the %s open within %lld ms",
-	    b->agent_id, (unsigned long long)b->id, b->service,
-	    (long long)b->relay->cfg->handshake_timeout_ms);
-	rt_strlcpy(b->why, "agent did not answer the open", sizeof(b->why));
-	/* the open may still complete on the agent: its session is the
-	 * only safe owner of that channel now, so leave it to libssh */
+	if (!b->late) {
+		/*
+		 * The operator gets its refusal now, but the open stays in
+		 * flight: freeing the channel here would leave it open on
+		 * both ends when the agent's confirmation comes after all
+		 * (libssh accepts it for a channel freed while opening, and
+		 * nobody ever closes it; the agent's target connection and
+		 * channel slot stay taken for the life of the session).
+		 * bridge_advance_open closes it when the answer comes.
+		 */
+		log_warn("agent %s chan %llu: no answer to the %s open within "
+		    "%lld ms", b->agent_id, (unsigned long long)b->id,
+		    b->service, (long long)hs);
+		rt_strlcpy(b->why, "agent did not answer the open",
+		    sizeof(b->why));
+		if (b->open_msg != NULL) {
+			if (b->op != NULL) {
+				deny_audit(b, b->why);
+				ssh_message_reply_default(b->open_msg);
+			}
+			ssh_message_free(b->open_msg);
+			b->open_msg = NULL;
+		}
+		b->late = 1;
+		b->abandoned = 1;
+		b->deadline = now + BRIDGE_LATE_FACTOR * hs;
+		relay_kick(b->relay);
+		return;
+	}
+	/* Still nothing: the agent's session is the only safe owner of
+	 * that channel now (it is freed with the session); give up on it. */
 	if (b->ag != NULL && b->ag_ch != NULL) {
 		ssh_channel_free(b->ag_ch);
 		b->ag_ch = NULL;
@@ -326,8 +356,12 @@ bridge_advance_open(struct bridge *b)
 	}
 	b->ag_opened = 1;
 	if (b->op == NULL || b->abandoned || b->open_msg == NULL) {
-		rt_strlcpy(b->why, "operator gone before the agent answered",
-		    sizeof(b->why));
+		if (b->why[0] == '\0')
+			rt_strlcpy(b->why, "operator gone before the agent "
+			    "answered", sizeof(b->why));
+		log_info("agent %s chan %llu: late answer for %s: closing it "
+		    "(%s)", b->agent_id, (unsigned long long)b->id, b->service,
+		    b->why);
 		ssh_channel_close(b->ag_ch);
 		b->state = BRIDGE_DEAD;
 		return 1;

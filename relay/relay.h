@@ -217,6 +217,8 @@ struct bridge {
 	int ag_opened;			/* ag_ch open confirmed by the agent */
 	int confirmed;			/* op_ch confirmed to the operator */
 	int abandoned;			/* end wanted while the open is in flight */
+	int late;			/* open deadline passed: operator refused,
+				   waiting for the answer to close it */
 	int op_backlog, ag_backlog;	/* libssh holds bytes the carry refused */
 	struct ssh_channel_callbacks_struct op_cb;
 	struct ssh_channel_callbacks_struct ag_cb;

@@ -116,6 +116,24 @@ rt_wait_log 10 "$T/relay.log" "agent gw-18: channel open .* refused" ||
 	rt_fail "agent channel open not refused/logged"
 rt_ok "agents cannot open channels"
 
+# an agent that answers an open only after the deadline: the operator is
+# refused at the deadline, and the channel confirmed late is closed (it
+# used to stay open on both ends, holding the agent's target connection)
+echo_conns() { ss -Htn state established "( dport = :$ECHOPORT )" | wc -l; }
+n0=$(echo_conns)
+kill -STOP "$(rt_pid agent)"
+echo x | relay_op alice_ed25519 alice -W echo.gw-17:7 >"$T/late.out" 2>&1 &&
+	{ kill -CONT "$(rt_pid agent)"; rt_fail "open answered by a stopped agent"; }
+kill -CONT "$(rt_pid agent)"
+sleep 2	# the agent confirms at once after CONT; give the relay a round
+rt_wait 10 "late channel's target connection closed" \
+	test "$(echo_conns)" -le "$n0" || rt_fail "late channel left open: $(echo_conns) connections to echo, $n0 before"
+rt_wait_log 10 "$T/relay.log" "late answer for echo: closing it" ||
+	rt_fail "late confirmation not closed by the relay"
+relay_audit_has channel_deny 'd["reason"] == "agent did not answer the open"' ||
+	rt_fail "late open not audited as channel_deny"
+rt_ok "open answered after the deadline: refused, then closed"
+
 echo ping | relay_op alice_ed25519 alice -W echo.gw-17:7 >"$T/ping" &&
 	[ "$(cat "$T/ping")" = ping ] || rt_fail "normal channel afterwards"
 kill -USR1 "$(rt_pid relay)"
