@@ -24,6 +24,7 @@ AGENT_ITESTS = \
 	tests/integration/agent_consent.sh \
 	tests/integration/agent_hostile.sh \
 	tests/integration/agent_relay.sh \
+	tests/integration/agent_idle.sh \
 	tests/integration/agent_uplink.sh \
 	tests/integration/agent_limits.sh
 TESTS += $(AGENT_ITESTS)

@@ -573,6 +573,10 @@ agent_ssh_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 	relay_kick(a->relay);
 }
 
+/* Fastest pace at which the relay answers an agent's traffic with a
+ * keepalive of its own (see agent_tick). */
+#define RELAY_KEEPALIVE_ECHO_MS 1000
+
 void
 agent_tick(struct agent *a, int64_t now)
 {
@@ -594,7 +598,17 @@ agent_tick(struct agent *a, int64_t now)
 		    (long long)((now - a->last_rx) / 1000));
 		return;
 	}
-	if (now - a->last_rx >= iv && now >= a->next_keepalive) {
+	/*
+	 * The agent judges the relay alive by the bytes it receives (its own
+	 * keepalives want no reply: libssh2 1.10 would never consume one).
+	 * So we send one every interval, busy or not, and also answer what
+	 * the agent sent since our last one, at most once a second: that
+	 * keeps an agent whose keepalive is shorter than ours from declaring
+	 * a healthy relay dead.
+	 */
+	if (now >= a->next_keepalive ||
+	    (a->last_rx > a->last_keepalive &&
+	    now - a->last_keepalive >= RELAY_KEEPALIVE_ECHO_MS)) {
 		/*
 		 * libssh keeps one keepalive outstanding: a call made after
 		 * the answer arrived only collects it. The second call then
@@ -603,6 +617,7 @@ agent_tick(struct agent *a, int64_t now)
 		ssh_send_keepalive(a->ss.s);
 		ssh_send_keepalive(a->ss.s);
 		a->next_keepalive = now + iv;
+		a->last_keepalive = now;
 		sshsess_sync(&a->ss);
 		relay_kick(a->relay);
 	}

@@ -144,6 +144,7 @@ struct agent {
 	int64_t deadline;		/* handshake deadline while not UP */
 	int64_t last_rx;		/* monotonic ms of the last bytes from it */
 	int64_t next_keepalive;
+	int64_t last_keepalive;		/* monotonic ms of our last keepalive */
 	uint64_t bytes_in, bytes_out;
 
 	size_t nsvc;
