@@ -63,10 +63,15 @@ static void pconn_drop(struct pconn *pc, const char *why);
  * Operators are left alone (a person may be typing a passphrase). A peer
  * that holds slots without finishing its handshake (slowloris) is thus
  * pushed out by newer connections instead of locking real agents out: a
- * real agent completes within a few round trips. The victim is reaped at
+ * real agent completes within a few round trips. A handshake younger than
+ * EVICT_MIN_AGE_MS is never a victim: in a reconnect storm of real agents
+ * the table is full of handshakes that are merely queued for CPU, and
+ * killing them would only make them start over. The victim is reaped at
  * the end of the round; until then the new connection is admitted above
  * max_pending, by at most one accept burst. Returns 1 if one was closed.
  */
+#define EVICT_MIN_AGE_MS 1000
+
 static int
 pending_evict_oldest(struct relay *r)
 {
@@ -88,7 +93,8 @@ pending_evict_oldest(struct relay *r)
 		if (!a->dead && a->state != AGENT_UP &&
 		    (oldest == NULL || a->t_accept < oldest->t_accept))
 			oldest = a;
-	if (oldest == NULL)
+	if (oldest == NULL ||
+	    loop_now(r->loop) - oldest->t_accept < EVICT_MIN_AGE_MS)
 		return 0;
 	log_warn_rl(&rl, "pending table full (max_pending %u): closing %s, "
 	    "the oldest unfinished agent handshake", r->cfg->max_pending,
