@@ -284,13 +284,8 @@ pconn_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 		else if (ss.ss_family == AF_INET6)
 			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	}
-	/*
-	 * operator_start() (operator.c, owned elsewhere) still starts a
-	 * fresh handshake_timeout here, so an operator-side peer can hold
-	 * a slot for up to twice the bound; it needs pc->t_accept passed
-	 * in the way agent_start() takes it.
-	 */
-	operator_start(r, pconn_handoff(pc), pc->src, pc->host, port);
+	operator_start(r, pconn_handoff(pc), pc->src, pc->host, port,
+	    pc->t_accept);
 }
 
 void

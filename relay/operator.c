@@ -32,7 +32,7 @@ static void op_io(struct loop *loop, int fd, unsigned int events, void *arg);
 
 int
 operator_start(struct relay *r, int fd, const char *src, const char *host,
-	       int port)
+	       int port, int64_t t_accept)
 {
 	struct opconn *op;
 	char err[256];
@@ -50,7 +50,7 @@ operator_start(struct relay *r, int fd, const char *src, const char *host,
 	rt_strlcpy(op->src, src, sizeof(op->src));
 	rt_strlcpy(op->host, host, sizeof(op->host));
 	op->port = port;
-	op->t_accept = loop_now(r->loop);
+	op->t_accept = t_accept;
 	op->deadline = op->t_accept + r->cfg->handshake_timeout_ms;
 	op->last_active = op->t_accept;
 	rc = sshsess_start(&op->ss, r, fd, SSH_AUTH_METHOD_PUBLICKEY, op_io,

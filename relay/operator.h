@@ -22,11 +22,13 @@
 #include "relay.h"
 
 /*
- * Takes over fd (its first bytes were "SSH-") from src/host. Returns 0, or
- * an RT_ERR_* code (fd closed, reason logged).
+ * Takes over fd (its first bytes were "SSH-") from src/host. t_accept is
+ * when the socket was accepted: the handshake deadline runs from there,
+ * not from the first byte, so a peer cannot hold a slot for twice the
+ * bound. Returns 0, or an RT_ERR_* code (fd closed, reason logged).
  */
 int operator_start(struct relay *r, int fd, const char *src,
-		   const char *host, int port);
+		   const char *host, int port, int64_t t_accept);
 
 /* Marks op dead with a reason (logged at reap). */
 void operator_kill(struct opconn *op, const char *why);

@@ -79,6 +79,24 @@ PY
 rt_wait_log 5 "$T/relay.log" "handshake not done within" || rt_fail "TLS handshake deadline not logged"
 rt_ok "late TLS peer $(cat "$T/late.out")"
 
+# the same on the operator side: a late SSH banner, then silence
+python3 - "$RPORT" <<'PY' >"$T/late_ssh.out" || rt_fail "late SSH peer: $(cat "$T/late_ssh.out")"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+t0 = time.time()
+time.sleep(2.2)
+s.sendall(b"SSH-2.0-late\r\n")
+try:
+    while s.recv(65536):
+        pass
+except OSError:
+    pass
+dt = time.time() - t0
+print("closed %.1f s after accept" % dt)
+sys.exit(0 if 2.2 <= dt <= 4.2 else 1)
+PY
+rt_ok "late SSH peer $(cat "$T/late_ssh.out")"
+
 for t in "..:7" ".gw-17:7" "gw-17.:7" "echo..gw-17:7" "echo.gw-17.edge.edge:7" \
 	"$(printf 'x%.0s' $(seq 1 250)).gw-17:7" "echo.gw-17:0" "ECHO.gw-17:7"; do
 	relay_op alice_ed25519 alice -W "$t" </dev/null >/dev/null 2>&1 &&
