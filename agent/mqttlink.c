@@ -154,34 +154,13 @@ publish(struct mqttlink *ml, const char *topic, size_t len, const char *what)
 }
 
 /* Closes the event object, with "hmac" last when a key is set (the
- * recipe of telemetry.h: HMAC over the payload without that member). */
+ * recipe of telemetry.h), and counts it. */
 static int
 ev_seal(struct mqttlink *ml, struct tjson *j, size_t *len)
 {
-	static const char hex[] = "0123456789abcdef";
-	uint8_t mac[32];
-	char tag[64];
-	size_t i;
 	int r;
 
-	if (ml->keylen > 0 && j->err == 0) {
-		if (j->len + 1 >= j->cap) {
-			j->err = RT_ERR_FULL;
-		} else {
-			j->buf[j->len] = '}';
-			if (tm_hmac_sha256(ml->key, ml->keylen, j->buf,
-			    j->len + 1, mac) != 0)
-				j->err = RT_ERR_TLS;
-			for (i = 0; i < 32; i++) {
-				tag[2 * i] = hex[mac[i] >> 4];
-				tag[2 * i + 1] = hex[mac[i] & 15];
-			}
-			tj_strn(j, "hmac", tag, sizeof(tag));
-			OPENSSL_cleanse(mac, sizeof(mac));
-		}
-	}
-	tj_close(j);
-	if ((r = tj_finish(j, len)) != 0)
+	if ((r = tm_seal(j, ml->key, ml->keylen, len)) != 0)
 		return r;
 	ml->ev_seq++;
 	return 0;

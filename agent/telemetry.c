@@ -971,25 +971,22 @@ envelope(struct tm_pub *t, struct tjson *j, enum tm_topic topic,
 	tj_uint(j, "seq", t->seq[topic] + 1);
 }
 
-/* Closes the object, adding "hmac" as the last member (header comment). */
-static int
-seal(struct tm_pub *t, struct tjson *j, enum tm_topic topic,
-    size_t *len)
+int
+tm_seal(struct tjson *j, const uint8_t *key, size_t keylen, size_t *len)
 {
 	static const char hex[] = "0123456789abcdef";
 	char tag[64];
 	uint8_t mac[32];
 	size_t i;
-	int r;
 
-	if (t->keylen > 0 && j->err == 0) {
+	if (keylen > 0 && j->err == 0) {
 		/* U is the bytes so far plus "}" (tj keeps a byte free). */
 		if (j->len + 1 >= j->cap) {
 			j->err = RT_ERR_FULL;
 		} else {
 			j->buf[j->len] = '}';
-			if (tm_hmac_sha256(t->key, t->keylen, j->buf,
-			    j->len + 1, mac) != 0)
+			if (tm_hmac_sha256(key, keylen, j->buf, j->len + 1,
+			    mac) != 0)
 				j->err = RT_ERR_TLS;
 			for (i = 0; i < 32; i++) {
 				tag[2 * i] = hex[mac[i] >> 4];
@@ -1000,7 +997,17 @@ seal(struct tm_pub *t, struct tjson *j, enum tm_topic topic,
 		}
 	}
 	tj_close(j);
-	if ((r = tj_finish(j, len)) != 0)
+	return tj_finish(j, len);
+}
+
+/* Seals the object (tm_seal) and counts it on its topic. */
+static int
+seal(struct tm_pub *t, struct tjson *j, enum tm_topic topic,
+    size_t *len)
+{
+	int r;
+
+	if ((r = tm_seal(j, t->key, t->keylen, len)) != 0)
 		return r;
 	t->seq[topic]++;
 	return 0;

@@ -290,6 +290,14 @@ int tm_build_telemetry(struct tm_pub *t, int64_t wall_ms,
 int tm_build_event(struct tm_pub *t, int64_t wall_ms, const struct tm_event *ev,
     char *buf, size_t cap, size_t *len);
 
+/*
+ * Closes the object being written in j and finishes it: when keylen > 0,
+ * first adds "hmac" as the last member, computed as described at the top
+ * of this file. Returns what tj_finish() returns (0 and *len, or the
+ * sticky error).
+ */
+int tm_seal(struct tjson *j, const uint8_t *key, size_t keylen, size_t *len);
+
 /* HMAC-SHA256 of len bytes with key (EVP_MAC). Returns 0 or RT_ERR_TLS. */
 int tm_hmac_sha256(const uint8_t *key, size_t keylen, const void *data,
     size_t len, uint8_t out[32]);
