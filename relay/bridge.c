@@ -443,38 +443,11 @@ dir_flush(struct bridge *b, struct bdir *d, size_t *quota)
 static ssize_t
 dir_pull(struct bridge *b, struct bdir *d, size_t *quota)
 {
-	uint8_t tmp[BRIDGE_CHUNK];
-	size_t total = 0, want;
-	int avail, n;
+	ssize_t n = sshsess_pull(d->src, d->carry, d->backlog);
 
-	if (!*d->backlog || d->src == NULL)
-		return 0;
-	/* with bytes buffered this does not read the socket, so no callback
-	 * runs between here and the reads below */
-	avail = ssh_channel_poll(d->src, 0);
-	if (avail == SSH_ERROR)
-		return -1;
-	if (avail <= 0) {
-		*d->backlog = 0;
-		return 0;
-	}
-	if ((size_t)avail > buf_room(d->carry))
-		return 0;	/* wait until all of it fits */
-	while (total < (size_t)avail) {
-		want = RT_MIN((size_t)avail - total, sizeof(tmp));
-		n = ssh_channel_read_nonblocking(d->src, tmp, (uint32_t)want, 0);
-		if (n == SSH_ERROR)
-			return -1;
-		if (n <= 0)
-			break;
-		if (buf_append(d->carry, tmp, (size_t)n) != 0)
-			return -1;	/* cannot happen: avail fitted */
-		total += (size_t)n;
-	}
-	*quota -= RT_MIN(*quota, total);
-	if (total == (size_t)avail)
-		*d->backlog = 0;
-	return (ssize_t)total;
+	if (n > 0)
+		*quota -= RT_MIN(*quota, (size_t)n);
+	return n;
 }
 
 /* Sends EOF downstream once the source ended and everything went out. */

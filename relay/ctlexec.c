@@ -677,42 +677,6 @@ ag_close_cb(ssh_session s, ssh_channel ch, void *ud)
 
 /* ---- pump ---- */
 
-/* Pulls what libssh kept for ch into b, all at once (see bridge.c
- * dir_pull for why). Returns bytes pulled or -1. */
-static ssize_t
-pull(ssh_channel ch, struct buf *b, int *backlog)
-{
-	uint8_t tmp[CTL_CHUNK];
-	size_t total = 0, want;
-	int avail, n;
-
-	if (!*backlog || ch == NULL)
-		return 0;
-	avail = ssh_channel_poll(ch, 0);
-	if (avail == SSH_ERROR)
-		return -1;
-	if (avail <= 0) {
-		*backlog = 0;
-		return 0;
-	}
-	if ((size_t)avail > buf_room(b))
-		return 0;	/* wait until all of it fits */
-	while (total < (size_t)avail) {
-		want = RT_MIN((size_t)avail - total, sizeof(tmp));
-		n = ssh_channel_read_nonblocking(ch, tmp, (uint32_t)want, 0);
-		if (n == SSH_ERROR)
-			return -1;
-		if (n <= 0)
-			break;
-		if (buf_append(b, tmp, (size_t)n) != 0)
-			return -1;
-		total += (size_t)n;
-	}
-	if (total == (size_t)avail)
-		*backlog = 0;
-	return (ssize_t)total;
-}
-
 /* Completes the forwarded-tcpip open. Returns 1 on a state change. */
 static int
 advance_open(struct ctlexec *c)
@@ -914,7 +878,7 @@ service_open(struct ctlexec *c)
 	int progress = 0;
 
 	/* up: stdin -> frames -> agent */
-	if ((n = pull(c->x->ch, c->op_in, &c->op_backlog)) < 0) {
+	if ((n = sshsess_pull(c->x->ch, c->op_in, &c->op_backlog)) < 0) {
 		ctl_finish(c, 255, "revtun: reading your input failed");
 		return 1;
 	}
@@ -941,7 +905,7 @@ service_open(struct ctlexec *c)
 		progress |= frame_up(c, &qup) > 0;
 
 	/* down: agent frames -> stdout */
-	if ((n = pull(c->ag_ch, c->from_agent, &c->ag_backlog)) < 0) {
+	if ((n = sshsess_pull(c->ag_ch, c->from_agent, &c->ag_backlog)) < 0) {
 		ctl_finish(c, 255, "revtun: %s: reading the %s channel failed",
 		    c->p.agent, c->p.service);
 		return 1;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "err.h"
 #include "loop.h"
 #include "sshsess.h"
@@ -158,4 +159,42 @@ sshsess_free(struct sshsess *ss, int polite)
 		ss->s = NULL;
 	}
 	ss->fd = -1;
+}
+
+#define PULL_CHUNK 32768
+
+ssize_t
+sshsess_pull(ssh_channel ch, struct buf *b, int *backlog)
+{
+	uint8_t tmp[PULL_CHUNK];
+	size_t total = 0, want;
+	int avail, n;
+
+	if (!*backlog || ch == NULL)
+		return 0;
+	/* with bytes buffered this does not read the socket, so no callback
+	 * runs between here and the reads below */
+	avail = ssh_channel_poll(ch, 0);
+	if (avail == SSH_ERROR)
+		return -1;
+	if (avail <= 0) {
+		*backlog = 0;
+		return 0;
+	}
+	if ((size_t)avail > buf_room(b))
+		return 0;	/* wait until all of it fits */
+	while (total < (size_t)avail) {
+		want = RT_MIN((size_t)avail - total, sizeof(tmp));
+		n = ssh_channel_read_nonblocking(ch, tmp, (uint32_t)want, 0);
+		if (n == SSH_ERROR)
+			return -1;
+		if (n <= 0)
+			break;
+		if (buf_append(b, tmp, (size_t)n) != 0)
+			return -1;	/* cannot happen: avail fitted */
+		total += (size_t)n;
+	}
+	if (total == (size_t)avail)
+		*backlog = 0;
+	return (ssize_t)total;
 }

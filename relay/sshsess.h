@@ -13,6 +13,9 @@
 #define RT_SSHSESS_H
 
 #include <stddef.h>
+#include <sys/types.h>
+
+#include <libssh/libssh.h>
 
 #include "loop.h"
 #include "relay.h"
@@ -45,6 +48,16 @@ int sshsess_busy(const struct sshsess *ss);
 
 /* 1 once the session is closed or in error. */
 int sshsess_closed(const struct sshsess *ss);
+
+/*
+ * Pulls into b every byte libssh still holds for ch, all at once, or
+ * nothing if they do not all fit in b (libssh 0.10 re-opens the whole
+ * receive window on any read, so partial reads would let its own buffer
+ * grow without bound). Called only while *backlog is set (a data
+ * callback left bytes with libssh); clears it once nothing is left.
+ * Returns the bytes pulled or -1 on a channel error.
+ */
+ssize_t sshsess_pull(ssh_channel ch, struct buf *b, int *backlog);
 
 /* Sends a disconnect if polite, stops watching, frees the session (and
  * every channel still in it) and its fd. Safe on a zeroed struct. */
