@@ -154,6 +154,26 @@ name_str(const X509_NAME *name, char *buf, size_t len)
 }
 
 /*
+ * A date check failed: say what this host's clock reads, because a
+ * gateway without an RTC boots in 1970 and then every certificate looks
+ * "not yet valid". The verdict stands; there is no "ignore time" mode.
+ */
+static void
+clock_note(int e, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t t = time(NULL);
+	char s[32];
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(s, sizeof(s), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(s, sizeof(s), "(unknown)");
+	snprintf(buf, len, "; local clock %s: clock wrong or certificate %s",
+		 s, e == X509_V_ERR_CERT_HAS_EXPIRED ? "expired" :
+		 "not yet valid");
+}
+
+/*
  * Records the first verification failure of a connection with the
  * certificate it concerns. Never changes the verdict.
  */
@@ -164,7 +184,7 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 	struct tls_conn *c;
 	X509 *x;
 	int e, depth;
-	char subj[128], iss[128], when[40];
+	char subj[128], iss[128], when[40], now[96];
 	const char *date = "";
 
 	if (ok)
@@ -177,7 +197,7 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 	e = X509_STORE_CTX_get_error(xs);
 	depth = X509_STORE_CTX_get_error_depth(xs);
 	x = X509_STORE_CTX_get_current_cert(xs);
-	subj[0] = iss[0] = when[0] = '\0';
+	subj[0] = iss[0] = when[0] = now[0] = '\0';
 	if (x != NULL) {
 		(void)name_str(X509_get_subject_name(x), subj, sizeof(subj));
 		(void)name_str(X509_get_issuer_name(x), iss, sizeof(iss));
@@ -190,11 +210,13 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 			asn1_time_str(X509_get0_notBefore(x), when,
 				      sizeof(when));
 		}
+		if (date[0] != '\0')
+			clock_note(e, now, sizeof(now));
 	}
 	snprintf(c->err, sizeof(c->err),
-		 "%s (depth %d, subject \"%s\", issuer \"%s\"%s%s)",
+		 "%s (depth %d, subject \"%s\", issuer \"%s\"%s%s%s)",
 		 X509_verify_cert_error_string(e), depth, subj, iss, date,
-		 when);
+		 when, now);
 	c->verify_noted = 1;
 	return ok;
 }

@@ -5,7 +5,7 @@
 RT_BUILD_DEPS="autoconf automake pkg-config gcc make libssl-dev libssh2-1-dev
  libssh-dev libconfuse-dev libcunit1-dev"
 RT_TEST_DEPS="openssl openssh-client openssh-server mosquitto mosquitto-clients python3-paramiko
- python3 socat iproute2 procps sslscan testssl.sh iputils-ping"
+ python3 socat iproute2 procps sslscan testssl.sh iputils-ping faketime"
 
 rt_missing_pkgs() {
 	for p in "$@"; do

@@ -7,7 +7,8 @@ FAULT_ITESTS = \
 	tests/integration/fault_net.sh \
 	tests/integration/fault_ssh_ops.sh \
 	tests/integration/fault_slowloris.sh \
-	tests/integration/fault_logflood.sh
+	tests/integration/fault_logflood.sh \
+	tests/integration/fault_clock.sh
 
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md
