@@ -137,8 +137,8 @@ collect_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
  * libconfuse 3.3 also accepts a text that ends inside a block comment, a
  * quoted string or a section or list (a truncated file would load with
  * defaults), so this pass sets *why and *line (1-based) for the first
- * such problem: an unterminated comment or string, or the outermost '{'
- * never closed. Returns NULL when out of memory.
+ * such problem: a NUL byte, an unterminated comment or string, or the
+ * outermost '{' never closed. Returns NULL when out of memory.
  */
 static char *
 strip_comments(const char *text, size_t len, const char **why,
@@ -149,12 +149,21 @@ strip_comments(const char *text, size_t len, const char **why,
 	size_t i, depth = 0;
 	unsigned int ln = 1, open_ln = 0, quote_ln = 0;
 	int in_word = 0;	/* inside an unquoted value like /a//b */
+	const char *nul;
 
 	*why = NULL;
 	if (out == NULL)
 		return NULL;
 	memcpy(out, text, len);
 	out[len] = '\0';
+	/* libconfuse would stop at a NUL and load what came before it. */
+	if ((nul = memchr(text, '\0', len)) != NULL) {
+		for (i = 0; i < (size_t)(nul - text); i++)
+			ln += text[i] == '\n';
+		*why = "NUL byte (binary or corrupted file?)";
+		*line = ln;
+		return out;
+	}
 	for (i = 0; i < len; i++) {
 		char ch = out[i];
 
@@ -589,6 +598,13 @@ cfgu_get_size(cfg_t *cfg, const char *name)
 int
 cfgu_check_key_perms(const char *path, char *err, size_t errlen)
 {
+	return cfgu_check_key_perms_for(path, (uid_t)-1, err, errlen);
+}
+
+int
+cfgu_check_key_perms_for(const char *path, uid_t run_uid, char *err,
+			 size_t errlen)
+{
 	struct stat lst, st;
 	uid_t me = geteuid();
 	unsigned int mode;
@@ -600,10 +616,12 @@ cfgu_check_key_perms(const char *path, char *err, size_t errlen)
 	}
 	/* A symlink's own mode means nothing, but whoever owns it chooses
 	 * which file we read. */
-	if (S_ISLNK(lst.st_mode) && lst.st_uid != me && lst.st_uid != 0) {
+	if (S_ISLNK(lst.st_mode) && lst.st_uid != me && lst.st_uid != 0 &&
+	    lst.st_uid != run_uid) {
 		snprintf(err, errlen, "key %s: symbolic link owned by uid %u, "
 			 "neither root nor uid %u running this program", path,
-			 (unsigned int)lst.st_uid, (unsigned int)me);
+			 (unsigned int)lst.st_uid,
+			 (unsigned int)(run_uid != (uid_t)-1 ? run_uid : me));
 		return RT_ERR_PERM;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -622,10 +640,12 @@ cfgu_check_key_perms(const char *path, char *err, size_t errlen)
 			 path, mode, what);
 		return RT_ERR_PERM;
 	}
-	if (st.st_uid != me) {
-		snprintf(err, errlen, "key %s: owned by uid %u, not by uid %u "
-			 "running this program", path,
-			 (unsigned int)st.st_uid, (unsigned int)me);
+	/* Root could replace any key anyway; anyone else could not. */
+	if (st.st_uid != me && st.st_uid != 0 && st.st_uid != run_uid) {
+		snprintf(err, errlen, "key %s: owned by uid %u, neither root "
+			 "nor uid %u running this program", path,
+			 (unsigned int)st.st_uid,
+			 (unsigned int)(run_uid != (uid_t)-1 ? run_uid : me));
 		return RT_ERR_PERM;
 	}
 	return 0;

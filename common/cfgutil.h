@@ -21,13 +21,17 @@
  *
  * Private keys: cfgu_check_key_perms() refuses a key file that is not a
  * regular file, is readable or writable by group or others, or is owned by
- * another user than the caller (root may read keys owned by root only).
+ * anyone but root or the caller's effective uid. A daemon that will drop
+ * privileges checks with cfgu_check_key_perms_for() while still root, so
+ * a key owned by the user it will run as is accepted too (it must read
+ * that key again after the drop: reconnects, reloads).
  */
 #ifndef RT_CFGUTIL_H
 #define RT_CFGUTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <confuse.h>
 
 #define CFGU_MAX_ERRORS 32
@@ -102,5 +106,9 @@ uint64_t cfgu_get_size(cfg_t *cfg, const char *name);
  * for a mode problem, the mode ("key /etc/x.key: mode 0644 is readable by
  * group or others; chmod 600 it"). */
 int cfgu_check_key_perms(const char *path, char *err, size_t errlen);
+
+/* The same, also accepting run_uid as the owner ((uid_t)-1: none). */
+int cfgu_check_key_perms_for(const char *path, uid_t run_uid, char *err,
+			     size_t errlen);
 
 #endif

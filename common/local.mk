@@ -12,3 +12,5 @@ common_libcommon_a_SOURCES = \
 
 COMMON_LIBS = common/libcommon.a $(OPENSSL_LIBS) $(CONFUSE_LIBS)
 common_libcommon_a_SOURCES += common/ctlproto.c common/ctlproto.h
+common_libcommon_a_SOURCES += common/privs.c common/privs.h \
+	common/pidfile.c common/pidfile.h

@@ -20,7 +20,8 @@ tests_unit_common_unit_SOURCES = \
 	tests/unit/test_net.c \
 	tests/unit/test_tls.c \
 	tests/unit/test_cfgutil.c \
-	tests/unit/test_ctlproto.c
+	tests/unit/test_ctlproto.c \
+	tests/unit/test_privs.c
 tests_unit_common_unit_CPPFLAGS = $(AM_CPPFLAGS) $(CUNIT_CFLAGS)
 tests_unit_common_unit_LDADD = tests/unit/libunit.a $(COMMON_LIBS) $(CUNIT_LIBS)
 

@@ -395,6 +395,17 @@ test_files(void)
 		CU_ASSERT_PTR_NOT_NULL(strstr(e.msg[0], "99999"));
 		cfg_free(cfg);
 	}
+	/* a NUL byte on line 2: libconfuse alone would load line 1 */
+	{
+		static const char nulled[] = "port = 22\nwork\0ers = 3\n";
+		int fd = open(bad, O_WRONLY | O_TRUNC | O_CLOEXEC);
+
+		CU_ASSERT_FATAL(fd >= 0);
+		CU_ASSERT_FATAL(write(fd, nulled, sizeof(nulled) - 1) ==
+		    (ssize_t)sizeof(nulled) - 1);
+		close(fd);
+		expect_file(bad, 0, RT_ERR_CONFIG, ":2: NUL byte");
+	}
 	unit_rmtree(dir);
 }
 
@@ -415,7 +426,7 @@ expect_perm(const char *path, int want, const char *needle)
 static void
 test_key_perms(void)
 {
-	char dir[256], key[300], link[300], missing[300];
+	char dir[256], key[300], link[300], missing[300], err[512];
 
 	CU_ASSERT_FATAL(unit_tmpdir(dir, sizeof(dir)) == 0);
 	snprintf(key, sizeof(key), "%s/id.key", dir);
@@ -446,6 +457,18 @@ test_key_perms(void)
 		expect_perm(key, 0, "");
 		CU_ASSERT_FATAL(lchown(link, 54321, 54321) == 0);
 		expect_perm(link, RT_ERR_PERM, "symbolic link owned by");
+		/* the user a daemon drops to may own its keys */
+		CU_ASSERT_FATAL(lchown(link, 0, 0) == 0);
+		CU_ASSERT_FATAL(chown(key, 54321, 54321) == 0);
+		CU_ASSERT_EQUAL(cfgu_check_key_perms_for(key, 54321, err,
+		    sizeof(err)), 0);
+		CU_ASSERT_EQUAL(cfgu_check_key_perms_for(key, 54322, err,
+		    sizeof(err)), RT_ERR_PERM);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "neither root nor uid "
+		    "54322"));
+		CU_ASSERT_FATAL(chmod(key, 0640) == 0);
+		CU_ASSERT_EQUAL(cfgu_check_key_perms_for(key, 54321, err,
+		    sizeof(err)), RT_ERR_PERM);	/* mode still counts */
 	}
 	unit_rmtree(dir);
 }
