@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
@@ -185,4 +186,59 @@ ctl_get_exit(const struct ctl_frame *f, uint32_t *status)
 	    (uint32_t)f->payload[1] << 16 | (uint32_t)f->payload[2] << 8 |
 	    f->payload[3];
 	return 0;
+}
+
+/* Decimal id at p[0..len): digits only, no leading zero, in range.
+ * Returns the digits used (> 0) or 0. */
+static size_t
+parse_id(const uint8_t *p, size_t len, uint64_t *id)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+		if (i == 15)
+			return 0;	/* over CTL_EVENT_ID_MAX */
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	if (i == 0 || (p[0] == '0') || v > CTL_EVENT_ID_MAX)
+		return 0;
+	*id = v;
+	return i;
+}
+
+int
+ctl_event_id(const uint8_t *p, size_t len, uint64_t *id)
+{
+	static const char pre[] = "{\"id\":";
+	size_t n, pl = sizeof(pre) - 1;
+	uint64_t v;
+
+	if (p == NULL || len <= pl || memcmp(p, pre, pl) != 0)
+		return RT_ERR_PROTO;
+	if ((n = parse_id(p + pl, len - pl, &v)) == 0 || pl + n >= len ||
+	    (p[pl + n] != ',' && p[pl + n] != '}'))
+		return RT_ERR_PROTO;
+	*id = v;
+	return 0;
+}
+
+int
+ctl_ack_parse(const uint8_t *p, size_t len, uint64_t *id)
+{
+	uint64_t v;
+
+	if (p == NULL || len <= 4 || memcmp(p, "ack ", 4) != 0 ||
+	    parse_id(p + 4, len - 4, &v) != len - 4)
+		return RT_ERR_PROTO;
+	*id = v;
+	return 0;
+}
+
+size_t
+ctl_ack_format(char *out, size_t outsz, uint64_t id)
+{
+	int n = snprintf(out, outsz, "ack %llu", (unsigned long long)id);
+
+	return n < 0 ? 0 : RT_MIN((size_t)n, outsz - 1);
 }

@@ -29,6 +29,22 @@
  * Anything else (unknown type, length over the limit, REQ twice, a frame
  * in the wrong direction) is a protocol error: the receiver closes the
  * channel and logs why. The parser is pure and fuzzed.
+ *
+ * The event channel (the relay's own, never an operator's): when an
+ * agent registers its `control` service the relay opens one more channel
+ * to it and sends CTL_REQ "relay\0events" (CTL_EVENTS_OP, CTL_EVENTS_CMD;
+ * the relay never builds that command for an operator). The channel then
+ * stays open for the life of the SSH session:
+ *
+ *   agent -> relay  CTL_DATA: one event, a JSON object of at most
+ *                   CTL_EVENT_MAX bytes whose first member is its id:
+ *                   {"id":7,"event":"config_rollback",...}; ids are
+ *                   decimal, 1..CTL_EVENT_ID_MAX, increasing per agent.
+ *   relay -> agent  CTL_DATA "ack 7" once event 7 is in the audit log:
+ *                   every event with an id <= 7 is delivered.
+ *
+ * Delivery is at least once: an event whose ack was lost is sent again on
+ * the next channel, with the same id.
  */
 #ifndef RT_CTLPROTO_H
 #define RT_CTLPROTO_H
@@ -88,5 +104,27 @@ void ctl_put_u16(uint8_t *p, uint16_t v);
 void ctl_put_u32(uint8_t *p, uint32_t v);
 int ctl_get_winch(const struct ctl_frame *f, uint16_t *cols, uint16_t *rows);
 int ctl_get_exit(const struct ctl_frame *f, uint32_t *status);
+
+#define CTL_EVENTS_OP "relay"
+#define CTL_EVENTS_CMD "events"
+#define CTL_EVENT_MAX 4096
+#define CTL_EVENT_ID_MAX 999999999999999ULL	/* 15 digits */
+#define CTL_ACK_MAX 32				/* "ack " + id, with room */
+
+/*
+ * The id of an event: p[0..len) must start with {"id":N followed by ',' or
+ * '}' (no blanks), N decimal without leading zeros, 1..CTL_EVENT_ID_MAX.
+ * Only the prefix is checked, not the rest of the object. Returns 0 and
+ * *id, or RT_ERR_PROTO.
+ */
+int ctl_event_id(const uint8_t *p, size_t len, uint64_t *id);
+
+/* An ack payload: exactly "ack N" (N as above). Returns 0 and *id, or
+ * RT_ERR_PROTO. */
+int ctl_ack_parse(const uint8_t *p, size_t len, uint64_t *id);
+
+/* Writes the ack payload for id into out (outsz >= CTL_ACK_MAX, no NUL
+ * counted). Returns its length. */
+size_t ctl_ack_format(char *out, size_t outsz, uint64_t id);
 
 #endif

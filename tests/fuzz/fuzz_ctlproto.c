@@ -6,7 +6,9 @@
  *    error), never a frame;
  *  - a parsed frame re-encodes to exactly the same bytes;
  *  - REQ split results obey the contract (operator charset and length,
- *    command without control characters, both NUL-terminated).
+ *    command without control characters, both NUL-terminated);
+ *  - an event id or ack parsed from a DATA payload is in range, and an
+ *    ack re-encodes to the same bytes.
  */
 #include "config.h"
 
@@ -37,6 +39,23 @@ check_req(const struct ctl_frame *f)
 	for (i = 0; cmd[i] != '\0'; i++)
 		if ((unsigned char)cmd[i] < 0x20 || cmd[i] == 0x7f)
 			abort();
+}
+
+static void
+check_event(const struct ctl_frame *f)
+{
+	char ack[CTL_ACK_MAX];
+	uint64_t id;
+
+	if (ctl_event_id(f->payload, f->len, &id) == 0 &&
+	    (id < 1 || id > CTL_EVENT_ID_MAX))
+		abort();
+	if (ctl_ack_parse(f->payload, f->len, &id) != 0)
+		return;
+	if (id < 1 || id > CTL_EVENT_ID_MAX ||
+	    ctl_ack_format(ack, sizeof(ack), id) != f->len ||
+	    memcmp(ack, f->payload, f->len) != 0)
+		abort();
 }
 
 int
@@ -71,6 +90,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (f.type == CTL_REQ)
 			check_req(&f);
+		if (f.type == CTL_DATA)
+			check_event(&f);
 		(void)ctl_get_winch(&f, &c, &r16);
 		(void)ctl_get_exit(&f, &st);
 		data += n;

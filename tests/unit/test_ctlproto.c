@@ -1,10 +1,13 @@
 /*
  * test_ctlproto.c - unit tests of common/ctlproto.c: frame parsing
  * (partial input, limits, unknown types), encoding into a bounded buffer
- * (all or nothing), REQ splitting and the fixed-size payloads.
+ * (all or nothing), REQ splitting, the fixed-size payloads and the
+ * event channel's ids and acks.
  */
 #include "config.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
@@ -188,6 +191,76 @@ test_fixed(void)
 	CU_ASSERT_EQUAL(ctl_get_exit(&f, &st), RT_ERR_PROTO);
 }
 
+static int
+ev_id(const char *s, uint64_t *id)
+{
+	return ctl_event_id((const uint8_t *)s, strlen(s), id);
+}
+
+static int
+ack_id(const char *s, uint64_t *id)
+{
+	return ctl_ack_parse((const uint8_t *)s, strlen(s), id);
+}
+
+static void
+test_events(void)
+{
+	static const char *const bad_ev[] = {
+		"", "{", "{\"id\":", "{\"id\":1", "{\"id\":0}", "{\"id\":01}",
+		"{\"id\": 1}", "{\"id\":1 }", "{\"id\":-1}", "{\"id\":1x}",
+		"{\"event\":\"x\",\"id\":1}", " {\"id\":1}", "{\"ID\":1}",
+		"{\"id\":\"1\"}", "{\"id\":1000000000000000}",
+		"{\"id\":99999999999999999999999}",
+	};
+	static const char *const bad_ack[] = {
+		"", "ack", "ack ", "ack 0", "ack 01", "ack 1 ", " ack 1", "ack -1",
+		"ACK 1", "ack 1x", "ack  1", "ack 1000000000000000",
+		"ack 18446744073709551617",
+	};
+	char out[CTL_ACK_MAX];
+	uint64_t id = 0;
+	size_t i, n;
+
+	CU_ASSERT_EQUAL(ev_id("{\"id\":7,\"event\":\"config_rollback\"}", &id),
+	    0);
+	CU_ASSERT_EQUAL(id, 7);
+	CU_ASSERT_EQUAL(ev_id("{\"id\":1}", &id), 0);
+	CU_ASSERT_EQUAL(id, 1);
+	CU_ASSERT_EQUAL(ev_id("{\"id\":999999999999999,", &id), 0);
+	CU_ASSERT_EQUAL(id, CTL_EVENT_ID_MAX);
+	for (i = 0; i < sizeof(bad_ev) / sizeof(bad_ev[0]); i++) {
+		id = 42;
+		if (ev_id(bad_ev[i], &id) != RT_ERR_PROTO)
+			fprintf(stderr, "event id accepted: %s\n", bad_ev[i]);
+		CU_ASSERT_EQUAL(ev_id(bad_ev[i], &id), RT_ERR_PROTO);
+		CU_ASSERT_EQUAL(id, 42);
+	}
+	CU_ASSERT_EQUAL(ctl_event_id(NULL, 0, &id), RT_ERR_PROTO);
+	/* the length bounds the prefix: no read past it */
+	CU_ASSERT_EQUAL(ctl_event_id((const uint8_t *)"{\"id\":12}", 7, &id),
+	    RT_ERR_PROTO);
+
+	CU_ASSERT_EQUAL(ack_id("ack 7", &id), 0);
+	CU_ASSERT_EQUAL(id, 7);
+	CU_ASSERT_EQUAL(ack_id("ack 999999999999999", &id), 0);
+	CU_ASSERT_EQUAL(id, CTL_EVENT_ID_MAX);
+	for (i = 0; i < sizeof(bad_ack) / sizeof(bad_ack[0]); i++) {
+		if (ack_id(bad_ack[i], &id) != RT_ERR_PROTO)
+			fprintf(stderr, "ack accepted: %s\n", bad_ack[i]);
+		CU_ASSERT_EQUAL(ack_id(bad_ack[i], &id), RT_ERR_PROTO);
+	}
+	n = ctl_ack_format(out, sizeof(out), CTL_EVENT_ID_MAX);
+	CU_ASSERT_EQUAL(n, 19);
+	CU_ASSERT_EQUAL(ctl_ack_parse((const uint8_t *)out, n, &id), 0);
+	CU_ASSERT_EQUAL(id, CTL_EVENT_ID_MAX);
+	n = ctl_ack_format(out, sizeof(out), 3);
+	CU_ASSERT_EQUAL(n, 5);
+	CU_ASSERT_EQUAL(memcmp(out, "ack 3", 5), 0);
+	CU_ASSERT_STRING_EQUAL(CTL_EVENTS_OP, "relay");
+	CU_ASSERT_STRING_EQUAL(CTL_EVENTS_CMD, "events");
+}
+
 int
 suite_ctlproto(void)
 {
@@ -201,7 +274,8 @@ suite_ctlproto(void)
 	    test_append) == NULL ||
 	    CU_add_test(s, "req_split: operator and command checks",
 	    test_req_split) == NULL ||
-	    CU_add_test(s, "winch / pty / exit payloads", test_fixed) == NULL)
+	    CU_add_test(s, "winch / pty / exit payloads", test_fixed) == NULL ||
+	    CU_add_test(s, "event ids and acks", test_events) == NULL)
 		return (int)CU_get_error();
 	return CUE_SUCCESS;
 }
