@@ -154,7 +154,7 @@ struct agent {
 	unsigned int nbridges;
 	int touched;			/* the pump polled its session */
 	int dead;
-	char why[160];
+	char why[448];			/* a TLS verify error is up to 384 */
 };
 
 /* An operator's SSH connection (operator.c). */
