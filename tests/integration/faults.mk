@@ -9,7 +9,8 @@ FAULT_ITESTS = \
 	tests/integration/fault_slowloris.sh \
 	tests/integration/fault_logflood.sh \
 	tests/integration/fault_clock.sh \
-	tests/integration/fault_config.sh
+	tests/integration/fault_config.sh \
+	tests/integration/fault_pipe.sh
 
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md
