@@ -51,6 +51,7 @@ struct loop_timer;
 struct buf;
 struct tls_conn;
 struct ctlexec;
+struct ctlevents;
 
 #define RELAY_ID_MAX 64			/* agent ids, service and operator names */
 #define RELAY_MAX_LISTEN_FDS (2 * RELAY_MAX_LISTEN * 2)
@@ -152,6 +153,7 @@ struct agent {
 
 	struct bridge_list bridges;
 	unsigned int nbridges;
+	struct ctlevents *events;	/* its events channel (ctlexec.c) */
 	int touched;			/* the pump polled its session */
 	int dead;
 	char why[448];			/* a TLS verify error is up to 384 */
