@@ -1,6 +1,7 @@
 /*
  * listener.c - listening sockets, admission limits and the triage of new
- * connections by their first bytes (listener.h).
+ * connections by their first bytes (listener.h; the rules are in
+ * protodetect.c).
  */
 #include "config.h"
 
@@ -21,6 +22,7 @@
 #include "loop.h"
 #include "net.h"
 #include "operator.h"
+#include "protodetect.h"
 #include "util.h"
 
 #define ACCEPT_BURST 64		/* accepts per wake-up, then others run */
@@ -240,8 +242,11 @@ pconn_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 	struct relay *r = pc->relay;
 	struct sockaddr_storage ss;
 	socklen_t slen = sizeof(ss);
-	unsigned char b[4];
+	unsigned char b[PD_PEEK_LEN];
+	char why[96];
+	const char *reason;
 	ssize_t n;
+	size_t i, off;
 	int port = 0;
 
 	if (pc->dead)
@@ -257,7 +262,8 @@ pconn_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 		pconn_drop(pc, "closed before sending anything");
 		return;
 	}
-	if (b[0] == 0x16) {
+	switch (pd_classify(b, (size_t)n, &reason)) {
+	case PD_TLS:
 		if (pc->op_only) {
 			pconn_drop(pc, "TLS on the operator-only port");
 			return;
@@ -265,18 +271,26 @@ pconn_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 		agent_start(r, pconn_handoff(pc), pc->src, pc->host,
 		    pc->t_accept);
 		return;
-	}
-	if (memcmp(b, "SSH-", (size_t)n) != 0) {
-		pconn_drop(pc, "neither TLS nor SSH");
-		return;
-	}
-	if (n < 4) {
+	case PD_NEED_MORE:
 		/* level-triggered: park the watch, look again shortly */
 		loop_watch_set(pc->w, 0);
 		if (loop_timer_add(r->loop, PEEK_RETRY_MS, pconn_retry, pc,
 		    &pc->retry) != 0)
 			pconn_drop(pc, "out of memory");
 		return;
+	case PD_REJECT:
+		/* The first bytes in hex tell HTTP from a port scan. */
+		off = (size_t)snprintf(why, sizeof(why), "%s (first bytes",
+		    reason);
+		for (i = 0; i < (size_t)n && off < sizeof(why); i++)
+			off += (size_t)snprintf(why + off, sizeof(why) - off,
+			    " %02x", b[i]);
+		if (off < sizeof(why))
+			snprintf(why + off, sizeof(why) - off, ")");
+		pconn_drop(pc, why);
+		return;
+	case PD_SSH:
+		break;
 	}
 	if (getpeername(fd, (struct sockaddr *)&ss, &slen) == 0) {
 		if (ss.ss_family == AF_INET)

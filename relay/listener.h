@@ -5,7 +5,8 @@
  * and max_pending_per_source (unauthenticated connections from the same
  * address), then waits up to handshake_timeout for its first bytes, read
  * with MSG_PEEK so the next layer sees them again: 0x16 (a TLS handshake
- * record) is an agent, "SSH-" is an operator, anything else is closed. On
+ * record) is an agent, "SSH-" is an operator, anything else is closed
+ * (pd_classify() in protodetect.h; a partial "SSH-" is peeked again). On
  * an operator-only listener a TLS record is refused too. A peer that sends
  * nothing before the deadline is closed. Limits are enforced at accept, so
  * idle or slow peers cost one small struct each and can never take more

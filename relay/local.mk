@@ -7,6 +7,7 @@ relay_librelay_a_SOURCES = \
 	relay/relay.c relay/relay.h \
 	relay/sshsess.c relay/sshsess.h \
 	relay/listener.c relay/listener.h \
+	relay/protodetect.c relay/protodetect.h \
 	relay/registry.c relay/registry.h \
 	relay/agent_conn.c relay/agent_conn.h \
 	relay/operator.c relay/operator.h \
@@ -26,6 +27,7 @@ tests_unit_relay_unit_SOURCES = \
 	tests/unit/relay_main.c \
 	tests/unit/test_acl.c \
 	tests/unit/test_audit.c \
+	tests/unit/test_protodetect.c \
 	tests/unit/test_relay_config.c
 tests_unit_relay_unit_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/relay
 tests_unit_relay_unit_LDADD = tests/unit/libunit.a $(RELAY_LIBS) $(CUNIT_LIBS)

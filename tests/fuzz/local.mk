@@ -74,3 +74,17 @@ tests_fuzz_ctlproto_fuzz_SOURCES = tests/fuzz/fuzz_ctlproto.c
 tests_fuzz_ctlproto_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_ctlproto_fuzz_LDADD = $(COMMON_LIBS)
 endif
+
+FUZZ_TARGETS += protodetect
+check_PROGRAMS += tests/fuzz/protodetect-replay
+TESTS += tests/fuzz/protodetect-replay
+tests_fuzz_protodetect_replay_SOURCES = tests/fuzz/fuzz_protodetect.c tests/fuzz/replay.c
+tests_fuzz_protodetect_replay_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/relay -DFUZZ_NAME='"protodetect"'
+tests_fuzz_protodetect_replay_LDADD = $(RELAY_LIBS)
+if FUZZING
+noinst_PROGRAMS += tests/fuzz/protodetect-fuzz
+tests_fuzz_protodetect_fuzz_SOURCES = tests/fuzz/fuzz_protodetect.c
+tests_fuzz_protodetect_fuzz_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/relay
+tests_fuzz_protodetect_fuzz_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_protodetect_fuzz_LDADD = $(RELAY_LIBS)
+endif
