@@ -2,7 +2,8 @@
 # agent_hostile.sh - the agent never trusts the relay: a forwarded-tcpip
 # channel for a service not in the agent's config is refused and nothing
 # is dialed; neither is anything for a "session" channel; a registration
-# the relay refuses leaves the session up.
+# the relay refuses leaves the session up; global requests from the relay
+# (unknown, truncated, tcpip-forward) are answered with failure.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/agent_lib.sh"
 ag_need_fakerelay
@@ -47,6 +48,26 @@ grep -q 'HOSTILE refused' "$T/relay.log" || rt_fail "agent accepted a session ch
 [ -s "$T/trap.conns" ] && rt_fail "trap dialed for the session channel"
 "$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$OP_PORT" 2 1000 10 ||
 	rt_fail "session unusable after the hostile open"
+rt_ok "session channel refused, nothing dialed"
+
+# A relay sending global requests (S3, agent side): an unknown one, one
+# whose payload is cut short, and a tcpip-forward (only operators' clients
+# may ask that of a server): each gets a failure, the session stays.
+kill "$(rt_pid relay)"
+rt_wait 10 "stand-in gone" rt_dead "$(rt_pid relay)"
+mv "$T/relay.log" "$T/relay2.log"
+: >"$T/echo.conns"
+ag_fakerelay relay --hostile global
+ag_wait_up 3 20 || rt_fail "agent did not reconnect"
+rt_wait 40 "three global answers" eval '[ "$(grep -c "^GLOBAL" "$T/relay.log")" -ge 3 ]' ||
+	rt_fail "global requests: no outcome"
+grep '^GLOBAL' "$T/relay.log" | grep -v ' failed$' &&
+	rt_fail "agent did not answer failure to every global request"
+ag_count_up 4 && rt_fail "agent reconnected after the global requests"
+"$AG_PY" "$AG_TOOLS/agent_peer.py" bulk "$OP_PORT" 2 1000 10 ||
+	rt_fail "session unusable after hostile global requests"
+[ -s "$T/echo.conns" ] || rt_fail "bulk did not reach the echo target"
+rt_ok "global requests from the relay answered with failure; same session works"
 rt_alive "$(rt_pid agent)" || rt_fail "agent exited"
 ag_stop
 rt_pass

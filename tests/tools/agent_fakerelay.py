@@ -16,7 +16,11 @@
 #   --hostile SVC:SPORT      once the agent registered its forwards, open
 #                            forwarded-tcpip (SVC, SPORT) anyway and print
 #                            "HOSTILE refused" or "HOSTILE accepted";
-#                            "session" opens a session channel instead
+#                            "session" opens a session channel instead;
+#                            "global" sends global requests instead (an
+#                            unknown one, one with a truncated payload, a
+#                            tcpip-forward), each with want_reply, and
+#                            prints "GLOBAL <name> failed|succeeded|noreply"
 #   --refuse SVC             refuse the tcpip-forward for SVC
 #
 # Prints one line per event on stdout (flushed): "AGENT <CN>",
@@ -129,6 +133,39 @@ def op_listener(state, lport, svc, sport):
                          daemon=True).start()
 
 
+def hostile_globals(t):
+    """Global requests a relay has no business sending; each answer (or
+    none within 10 s) is printed. The agent must answer failure and stay."""
+    reqs = [("bogus@example.com", None),
+            ("truncated", b"\x00\x00\xff\xff"),   # a string of 65535 bytes, absent
+            ("tcpip-forward", ["0.0.0.0", 22])]
+    for name, data in reqs:
+        out = []
+
+        def ask():
+            if isinstance(data, bytes):
+                # paramiko has no raw payload argument: build the message
+                m = paramiko.Message()
+                m.add_byte(paramiko.common.cMSG_GLOBAL_REQUEST)
+                m.add_string(name)
+                m.add_boolean(True)
+                m.add_bytes(data)
+                t.completion_event = threading.Event()
+                t.global_response = None
+                t._send_user_message(m)
+                t.completion_event.wait(10)
+                out.append(t.global_response if t.completion_event.is_set()
+                           else "noreply")
+            else:
+                out.append(t.global_request(name, data, wait=True))
+        th = threading.Thread(target=ask, daemon=True)
+        th.start()
+        th.join(10)
+        r = out[0] if out else "noreply"
+        say("GLOBAL", name, "noreply" if r == "noreply" else
+            "failed" if r is None else "succeeded")
+
+
 def agent_conn(state, args, ctx, hostkey, raw):
     try:
         tls = ctx.wrap_socket(raw, server_side=True)
@@ -150,7 +187,10 @@ def agent_conn(state, args, ctx, hostkey, raw):
         state.transport = t
     if old is not None:
         old.close()
-    if args.hostile:
+    if args.hostile == "global":
+        srv.registered.wait(30)
+        hostile_globals(t)
+    elif args.hostile:
         srv.registered.wait(30)
         try:
             if args.hostile == "session":
