@@ -17,7 +17,8 @@
 # a protocol / cipher error in the agent's log; the agent never completes
 # a handshake (no client Finished), so never sends application bytes. So are
 # an expired and a not-yet-valid relay certificate from the right CA
-# (T1, T2: the log names the cause and the date). A relay that closes
+# (T1, T2: the log names the cause and the date). The agent's MQTT client
+# is put through the same four stand-ins as a broker. A relay that closes
 # right after accept and one that stalls mid-handshake (T9, T8) end in a
 # logged error (the stall at connect_timeout), retries with backoff, and
 # no fd growth across attempts.
@@ -159,9 +160,9 @@ weak_relay() {
 	wr=$1 want=$2; shift 2
 	# -www: s_server answers by itself and does not read stdin (which
 	# is not a terminal here); -msg traces every record it receives
-	rt_spawn "$wr" openssl s_server -accept "127.0.0.1:$RELAY_PORT" \
+	rt_spawn "$wr" openssl s_server -accept "127.0.0.1:${WEAK_PORT:-$RELAY_PORT}" \
 		-www -msg "$@"
-	rt_wait 10 "$wr listening" rt_listening "$RELAY_PORT" ||
+	rt_wait 10 "$wr listening" rt_listening "${WEAK_PORT:-$RELAY_PORT}" ||
 		rt_fail "$wr did not start"
 	: >"$T/agent.log"
 	ag_agent
@@ -225,6 +226,39 @@ weak_relay expired 'certificate has expired.*notAfter' \
 	-cert "$T/expired.crt" -key "$T/expired.key"
 weak_relay future 'certificate is not yet valid.*notBefore' \
 	-cert "$T/future.crt" -key "$T/future.key"
+
+# The same four against the agent's MQTT client: the broker connection
+# uses the same TLS policy (min_version 1.2, AEAD/ECDHE, verified dates).
+# No relay listens now; only the broker attempts say "TLS handshake".
+BROKER_PORT=$(rt_free_port)
+cp "$T/agent.conf" "$T/agent-relay.conf"
+printf 'x\n' >"$T/mqtt.pass"; chmod 600 "$T/mqtt.pass"
+cat >>"$T/agent.conf" <<EOF
+mqtt {
+	enable = true
+	brokers = {"127.0.0.1:$BROKER_PORT"}
+	username = "gw-17"
+	password_file = "$T/mqtt.pass"
+	tls {
+		ca = "$PKI/ca.crt"
+		cert = "$PKI/gw-17.crt"
+		key = "$PKI/gw-17.key"
+		min_version = "1.2"
+	}
+}
+EOF
+export WEAK_PORT=$BROKER_PORT
+weak_relay broker-tls11 'mqtt broker .*(protocol version|unsupported protocol|no protocols available)' \
+	-cert "$PKI/broker.crt" -key "$PKI/broker.key" \
+	-min_protocol TLSv1 -max_protocol TLSv1.1 -cipher 'DEFAULT:@SECLEVEL=0'
+weak_relay broker-aes128sha 'mqtt broker .*(handshake failure|no shared cipher|no cipher)' \
+	-cert "$T/rsa.crt" -key "$T/rsa.key" -tls1_2 -cipher AES128-SHA
+weak_relay broker-expired 'mqtt broker .*certificate has expired.*notAfter' \
+	-cert "$T/expired.crt" -key "$T/expired.key"
+weak_relay broker-future 'mqtt broker .*certificate is not yet valid.*notBefore' \
+	-cert "$T/future.crt" -key "$T/future.key"
+unset WEAK_PORT
+cp "$T/agent-relay.conf" "$T/agent.conf"
 
 # T8 / T9 from the agent's side: a relay that accepts and closes at once,
 # and one that sends 5 bytes of a TLS record header and then nothing.
