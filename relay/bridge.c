@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent_conn.h"
 #include "audit.h"
 #include "bridge.h"
 #include "buf.h"
 #include "err.h"
 #include "log.h"
 #include "loop.h"
+#include "operator.h"
 #include "sshsess.h"
 #include "util.h"
 
@@ -63,6 +65,39 @@ bdir_down(struct bridge *b, struct bdir *d)
 	d->bytes = &b->bytes_from_agent;
 }
 
+/*
+ * A peer that sends past the window we granted (FAULTS.md S4): libssh
+ * 0.10 does not enforce the window, it buffers such data all the same,
+ * without bound. The data callback is handed all it holds for the
+ * channel, which a peer keeping to the window cannot make larger than
+ * BRIDGE_PULL_ROOM (relay.h: more than 1.5 windows). Past that the
+ * sender's whole connection goes: closing only the channel would not
+ * stop it, libssh keeps buffering for a channel until the peer's close.
+ */
+static int
+window_overrun(struct bridge *b, struct buf *carry, uint32_t len)
+{
+	if (len <= BRIDGE_PULL_ROOM)
+		return 0;
+	if (carry == b->to_agent) {
+		log_warn("operator %s chan %llu: sent past the receive "
+		    "window (%u bytes held): protocol error, closing the "
+		    "connection",
+		    b->opname, (unsigned long long)b->id, len);
+		if (b->op != NULL)
+			operator_kill(b->op, "sent past the channel window");
+	} else {
+		log_warn("agent %s chan %llu: sent past the receive "
+		    "window (%u bytes held): protocol error, closing the "
+		    "connection",
+		    b->agent_id, (unsigned long long)b->id, len);
+		if (b->ag != NULL)
+			agent_kill(b->ag, "sent past the channel window");
+	}
+	bridge_kill(b, "peer sent past the channel window");
+	return 1;
+}
+
 /* libssh callbacks: append what fits, flag the rest; never free. */
 
 static int
@@ -74,7 +109,7 @@ take_data(struct bridge *b, struct buf *carry, int *backlog, void *data,
 
 	if (is_stderr)
 		return (int)len;	/* not used by tcpip channels: drop */
-	if (b->state == BRIDGE_DEAD)
+	if (b->state == BRIDGE_DEAD || window_overrun(b, carry, len))
 		return (int)len;
 	/* callbacks fill only the soft part; dir_pull() owns the rest */
 	room = buf_len(carry) < b->soft ? b->soft - buf_len(carry) : 0;
