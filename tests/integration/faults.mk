@@ -10,10 +10,12 @@ FAULT_ITESTS = \
 	tests/integration/fault_logflood.sh \
 	tests/integration/fault_clock.sh \
 	tests/integration/fault_config.sh \
-	tests/integration/fault_pipe.sh
+	tests/integration/fault_pipe.sh \
+	tests/integration/fault_ssh_wire.sh
 
 TESTS += $(FAULT_ITESTS)
-EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md
+EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md \
+	tests/integration/ssh_wire.py
 
 # make check-valgrind: every CUnit program tests/unit/*-unit under
 # valgrind memcheck; a definite leak or any memory error fails. Not part
