@@ -4,12 +4,14 @@
  *
  * Owns the list of built-in channels of the current SSH session, the
  * shells whose channel is gone but whose child is not reaped yet, the
- * probation (rollback timer) and the pending event. Each channel moves
+ * probation (rollback timer), the last event and the queue of events
+ * for the relay (with the relay's events channel). Each channel moves
  * through REQ (waiting for CTL_REQ) -> [PTYWAIT (shell: waiting briefly
  * for CTL_PTY)] -> RUN (command running: stdin being collected, logs
  * being followed, shell running) -> DONE (EXIT queued, output flushing)
  * -> CLOSING (EOF and CLOSE sent, waiting for the relay's) -> DEAD
- * (reaped by control_pump). Protocol errors go straight to CLOSING.
+ * (reaped by control_pump). Protocol errors go straight to CLOSING. The
+ * relay's events channel stays in RUN for the life of the session.
  *
  * Nothing is freed inside a loop callback: callbacks (follower and shell
  * notifications) only kick the agent's pump.
@@ -47,7 +49,7 @@
 #define CONTROL_QUOTA	(32 * 1024)	/* bytes per channel per pump */
 #define CONTROL_PTY_WAIT_MS 500		/* how long a shell waits for PTY */
 #define CONTROL_FLUSH_MS 2000		/* answer before a reload, at most */
-#define CONTROL_EVENT_MAX 1024
+#define CONTROL_EVQ_FILE_MAX (CONTROL_EVQ_BYTES + CONTROL_EVQ_MAX + 256)
 
 enum cc_state {
 	CC_REQ,
@@ -63,6 +65,7 @@ enum cc_kind {
 	K_APPLY,		/* collecting a config file on stdin */
 	K_FOLLOW,		/* logs -f */
 	K_SHELL,
+	K_EVENTS,		/* the relay's events channel */
 };
 
 struct ctlchan {
@@ -90,6 +93,7 @@ struct ctlchan {
 	int more;			/* stopped at the quota this pump */
 	int64_t done_ms;
 	int64_t opened_ms;
+	uint64_t ev_sent;		/* K_EVENTS: highest id sent on it */
 };
 
 TAILQ_HEAD(ctlchan_list, ctlchan);
@@ -118,6 +122,8 @@ struct control {
 	char event[CONTROL_EVENT_MAX];	/* last event JSON, "" = none */
 	control_event_fn event_fn;
 	void *event_arg;
+	struct control_evq evq;		/* events for the relay, not acked */
+	struct ctlchan *evchan;		/* the relay's events channel */
 };
 
 static void cc_close(struct ctlchan *cc, const char *fmt, ...)
@@ -627,18 +633,250 @@ json_escape(const char *s, char *out, size_t outsz)
 	out[k] = '\0';
 }
 
+/*
+ * The event queue (pure)
+ */
+
+void
+control_evq_init(struct control_evq *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->next_id = 1;
+}
+
+void
+control_evq_clear(struct control_evq *q)
+{
+	unsigned int i;
+
+	for (i = 0; i < q->n; i++)
+		free(q->json[i]);
+	q->n = 0;
+	q->bytes = 0;
+}
+
+/* Forgets the k oldest events. */
+static void
+evq_shift(struct control_evq *q, unsigned int k)
+{
+	unsigned int i;
+
+	for (i = 0; i < k; i++) {
+		q->bytes -= strlen(q->json[i]);
+		free(q->json[i]);
+	}
+	memmove(q->id, q->id + k, (q->n - k) * sizeof(q->id[0]));
+	memmove(q->json, q->json + k, (q->n - k) * sizeof(q->json[0]));
+	q->n -= k;
+}
+
+unsigned int
+control_evq_room(struct control_evq *q, size_t len)
+{
+	unsigned int k = 0;
+	size_t bytes = q->bytes;
+
+	while (k < q->n && (q->n - k >= CONTROL_EVQ_MAX ||
+	    bytes + len > CONTROL_EVQ_BYTES))
+		bytes -= strlen(q->json[k++]);
+	if (k > 0) {
+		evq_shift(q, k);
+		q->dropped += k;
+	}
+	return k;
+}
+
+/* 1 if json[0..len) is an event that may be a queue line: no control
+ * characters, shorter than CONTROL_EVENT_MAX; *id gets its id. */
+static int
+evq_line_ok(const char *json, size_t len, uint64_t *id)
+{
+	size_t i;
+
+	if (len == 0 || len >= CONTROL_EVENT_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)json[i] < 0x20 || json[i] == 0x7f)
+			return 0;
+	return ctl_event_id((const uint8_t *)json, len, id) == 0;
+}
+
+/* Appends a copy of json[0..len) (checked) after making room. Returns
+ * the number dropped or RT_ERR_NOMEM. */
+static int
+evq_add(struct control_evq *q, uint64_t id, const char *json, size_t len)
+{
+	unsigned int dropped = control_evq_room(q, len);
+	char *copy;
+
+	if ((copy = malloc(len + 1)) == NULL) {
+		q->dropped++;
+		return RT_ERR_NOMEM;
+	}
+	memcpy(copy, json, len);
+	copy[len] = '\0';
+	q->id[q->n] = id;
+	q->json[q->n] = copy;
+	q->n++;
+	q->bytes += len;
+	return (int)dropped;
+}
+
+int
+control_evq_push(struct control_evq *q, const char *json)
+{
+	size_t len = strlen(json);
+	uint64_t id;
+
+	if (!evq_line_ok(json, len, &id) || id < q->next_id)
+		return RT_ERR_INVAL;
+	q->next_id = id + 1;
+	return evq_add(q, id, json, len);
+}
+
+unsigned int
+control_evq_ack(struct control_evq *q, uint64_t id)
+{
+	unsigned int k = 0;
+
+	while (k < q->n && q->id[k] <= id)
+		k++;
+	if (k > 0)
+		evq_shift(q, k);
+	return k;
+}
+
+int
+control_evq_format(const struct control_evq *q, char **out)
+{
+	struct sb b = { NULL, 0, 0, CONTROL_EVQ_FILE_MAX, 0 };
+	unsigned int i;
+
+	*out = NULL;
+	sb_printf(&b, "revtun-events 1\nnext %llu\ndropped %llu\n",
+	    (unsigned long long)q->next_id, (unsigned long long)q->dropped);
+	for (i = 0; i < q->n; i++) {
+		sb_add(&b, q->json[i], strlen(q->json[i]));
+		sb_add(&b, "\n", 1);
+	}
+	if ((*out = sb_take(&b)) == NULL)
+		return RT_ERR_NOMEM;
+	return 0;
+}
+
+/* "KEY N" with N decimal: 1 and *v, else 0. */
+static int
+evq_header(const char *line, size_t n, const char *key, uint64_t *v)
+{
+	size_t kl = strlen(key), i;
+	uint64_t x = 0;
+
+	if (n <= kl + 1 || n > kl + 1 + 19 || memcmp(line, key, kl) != 0 ||
+	    line[kl] != ' ')
+		return 0;
+	for (i = kl + 1; i < n; i++) {
+		if (line[i] < '0' || line[i] > '9')
+			return 0;
+		x = x * 10 + (uint64_t)(line[i] - '0');
+	}
+	*v = x;
+	return 1;
+}
+
+int
+control_evq_parse(const char *text, struct control_evq *q, char *err,
+    size_t errsz)
+{
+	const char *p = text, *nl;
+	uint64_t v, id;
+	size_t n;
+	int lineno = 0, skipped = 0, r;
+
+	control_evq_clear(q);
+	control_evq_init(q);
+	err[0] = '\0';
+	while (*p != '\0') {
+		nl = strchr(p, '\n');
+		n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		lineno++;
+		if (lineno == 1) {
+			if (n != 15 || memcmp(p, "revtun-events 1", 15) != 0) {
+				snprintf(err, errsz, "line 1: not an event "
+				    "queue (want \"revtun-events 1\")");
+				return RT_ERR_INVAL;
+			}
+		} else if (lineno == 2 && evq_header(p, n, "next", &v))
+			q->next_id = v > 0 && v <= CTL_EVENT_ID_MAX + 1 ? v : 1;
+		else if (lineno == 3 && evq_header(p, n, "dropped", &v))
+			q->dropped = v;
+		else if (n == 0 && nl != NULL && nl[1] == '\0')
+			;	/* a last empty line */
+		else if (evq_line_ok(p, n, &id) && (q->n == 0 ||
+		    id > q->id[q->n - 1])) {
+			if ((r = evq_add(q, id, p, n)) < 0)
+				return r;
+			if (id >= q->next_id)
+				q->next_id = id + 1;
+		} else if (skipped++ == 0)
+			snprintf(err, errsz, "line %d: not an event, or its id "
+			    "does not increase", lineno);
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	if (lineno == 0) {
+		snprintf(err, errsz, "empty file");
+		return RT_ERR_INVAL;
+	}
+	return skipped;
+}
+
+/*
+ * Events on disk and to the relay
+ */
+
+static void
+evq_save(struct control *c)
+{
+	char *text;
+
+	if (control_evq_format(&c->evq, &text) < 0) {
+		log_err("control: out of memory saving the event queue");
+		return;
+	}
+	state_write(c, "events.queue", text);
+	free(text);
+}
+
 static void
 control_event(struct control *c, const char *event, const char *reason,
     const char *from)
 {
-	char er[400], ef[100];
+	struct control_evq *q = &c->evq;
+	char er[400], ef[100], dropped[40] = "";
+	unsigned int k;
+	int r;
 
+	/* room first: the event then tells how many were ever dropped */
+	if ((k = control_evq_room(q, CONTROL_EVENT_MAX - 1)) > 0)
+		log_warn("control: event queue full (%d events, %d bytes): "
+		    "dropped the %u oldest, %llu in all", CONTROL_EVQ_MAX,
+		    CONTROL_EVQ_BYTES, k, (unsigned long long)q->dropped);
+	if (q->dropped > 0)
+		snprintf(dropped, sizeof(dropped), ",\"dropped\":%llu",
+		    (unsigned long long)q->dropped);
 	json_escape(reason, er, sizeof(er));
 	json_escape(from, ef, sizeof(ef));
 	snprintf(c->event, sizeof(c->event),
-	    "{\"event\":\"%s\",\"reason\":\"%s\",\"from\":\"%s\","
-	    "\"time_ms\":%lld}", event, er, ef, (long long)rt_wall_ms());
+	    "{\"id\":%llu,\"event\":\"%s\",\"reason\":\"%s\",\"from\":\"%s\","
+	    "\"time_ms\":%lld%s}", (unsigned long long)q->next_id, event, er,
+	    ef, (long long)rt_wall_ms(), dropped);
 	state_write(c, "event.pending", c->event);
+	if ((r = control_evq_push(q, c->event)) < 0)
+		log_err("control: event %s not queued for the relay: %s",
+		    c->event, rt_strerror(r));
+	evq_save(c);
+	agent_kick(c->a);	/* the events channel, if open, sends it */
 	if (c->event_fn != NULL)
 		c->event_fn(c->event_arg, c->event);
 }
@@ -759,6 +997,9 @@ static void
 cc_release(struct ctlchan *cc)
 {
 	struct orphan *o;
+
+	if (cc->ctl->evchan == cc)
+		cc->ctl->evchan = NULL;
 
 	logring_unfollow(cc->follow);
 	cc->follow = NULL;
@@ -887,7 +1128,7 @@ control_status_text(struct control *c, char **out)
 	}
 	sb_printf(&b, "\n");
 	sb_printf(&b, "sessions: %u\n", s != NULL ? sshc_channels(s) : 0);
-	sb_printf(&b, "control_sessions: %u\n", c->nchans);
+	sb_printf(&b, "control_sessions: %u\n", control_count(c));
 	sb_printf(&b, "connects: %llu\n", (unsigned long long)st->connects);
 	sb_printf(&b, "connect_failures: %llu\n",
 	    (unsigned long long)st->connect_failures);
@@ -910,6 +1151,11 @@ control_status_text(struct control *c, char **out)
 	else
 		sb_printf(&b, "rollback: none\n");
 	sb_printf(&b, "last_event: %s\n", c->event[0] ? c->event : "none");
+	sb_printf(&b, "events_unacked: %u (%s)\n", c->evq.n,
+	    c->evchan != NULL ? "relay events channel open" :
+	    "no relay events channel");
+	sb_printf(&b, "events_dropped: %llu\n",
+	    (unsigned long long)c->evq.dropped);
 	if ((*out = sb_take(&b)) == NULL)
 		return RT_ERR_NOMEM;
 	return 0;
@@ -1175,6 +1421,49 @@ pty_wait_fired(struct loop *loop, void *arg)
 	agent_kick(cc->ctl->a);
 }
 
+/*
+ * The relay's events channel. Only the relay sends "events" as "relay":
+ * it never builds that command for an operator, and it refuses raw
+ * channels to the control service. One per session: a newer one takes
+ * over (the relay lost track of the old).
+ */
+static void
+cc_events_start(struct ctlchan *cc)
+{
+	struct control *c = cc->ctl;
+
+	if (c->evchan != NULL && c->evchan != cc)
+		cc_close(c->evchan, "replaced by a new events channel");
+	c->evchan = cc;
+	cc->kind = K_EVENTS;
+	cc->state = CC_RUN;
+	cc->ev_sent = 0;
+	log_info("ctl %u: relay events channel open; %u event%s to send",
+	    cc->id, c->evq.n, c->evq.n == 1 ? "" : "s");
+	agent_kick(c->a);
+}
+
+/* An ack from the relay: the events up to id are in its audit log. */
+static void
+cc_events_ack(struct ctlchan *cc, const struct ctl_frame *f)
+{
+	struct control *c = cc->ctl;
+	uint64_t id;
+	unsigned int k;
+
+	if (f->type != CTL_DATA)
+		return;		/* EOF: the relay sends no more acks */
+	if (ctl_ack_parse(f->payload, f->len, &id) < 0 || id > cc->ev_sent) {
+		cc_close(cc, "protocol error: bad ack on the events channel");
+		return;
+	}
+	if ((k = control_evq_ack(&c->evq, id)) == 0)
+		return;		/* a repeated ack */
+	evq_save(c);
+	log_info("control: relay logged event%s up to id %llu; %u left",
+	    k == 1 ? "" : "s", (unsigned long long)id, c->evq.n);
+}
+
 static void
 cc_command(struct ctlchan *cc)
 {
@@ -1193,6 +1482,11 @@ cc_command(struct ctlchan *cc)
 		if (loop_timer_add(a->loop, CONTROL_PTY_WAIT_MS,
 		    pty_wait_fired, cc, &cc->timer) < 0)
 			cc_shell_start(cc);
+		return;
+	}
+	if (strcmp(cc->op, CTL_EVENTS_OP) == 0 &&
+	    strcmp(cmd, CTL_EVENTS_CMD) == 0) {
+		cc_events_start(cc);
 		return;
 	}
 	if (strcmp(cmd, "status") == 0) {
@@ -1282,6 +1576,10 @@ cc_frame_in(struct ctlchan *cc, const struct ctl_frame *f)
 		cc_shell_start(cc);	/* input before any PTY frame */
 	if (cc->state != CC_RUN)
 		return 0;		/* input after the answer: ignored */
+	if (cc->kind == K_EVENTS) {
+		cc_events_ack(cc, f);
+		return cc->state == CC_CLOSING ? RT_ERR_PROTO : 0;
+	}
 	if (cc->kind == K_APPLY) {
 		if (f->type == CTL_DATA) {
 			if (buf_append(cc->input, f->payload, f->len) != 0) {
@@ -1385,6 +1683,23 @@ cc_produce(struct ctlchan *cc)
 
 	if (cc->state != CC_RUN)
 		return;
+	if (cc->kind == K_EVENTS) {
+		const struct control_evq *q = &cc->ctl->evq;
+		unsigned int i;
+
+		for (i = 0; i < q->n; i++) {
+			if (q->id[i] <= cc->ev_sent)
+				continue;
+			len = strlen(q->json[i]);
+			if (buf_room(cc->to_relay) < CTL_HDR_LEN + len ||
+			    cc_frame(cc, CTL_DATA, q->json[i], len) < 0)
+				return;
+			cc->ev_sent = q->id[i];
+			log_debug("ctl %u: event %llu sent", cc->id,
+			    (unsigned long long)q->id[i]);
+		}
+		return;
+	}
 	if (cc->kind == K_FOLLOW) {
 		p = logring_peek(cc->follow, &len);
 		n = RT_MIN(len, (size_t)CTL_MAX_PAYLOAD);
@@ -1510,6 +1825,7 @@ control_new(struct agent *a, struct control **out)
 	c->a = a;
 	TAILQ_INIT(&c->chans);
 	LIST_INIT(&c->orphans);
+	control_evq_init(&c->evq);
 	*out = c;
 	return 0;
 }
@@ -1552,7 +1868,43 @@ control_free(struct control *c)
 		free(o);
 	}
 	loop_timer_cancel(c->probation_timer);
+	control_evq_clear(&c->evq);
 	free(c);
+}
+
+/* Loads state_dir/events.queue; ids go on after the last event known. */
+static void
+evq_load(struct control *c)
+{
+	char path[PATH_MAX], err[160], *text;
+	uint64_t last = 0;
+	size_t len;
+	int r;
+
+	state_path(c, "events.queue", path, sizeof(path));
+	r = cfgstore_read(path, CONTROL_EVQ_FILE_MAX, &text, &len);
+	if (r == 0) {
+		if (strlen(text) != len)
+			r = RT_ERR_INVAL;
+		else if ((r = control_evq_parse(text, &c->evq, err,
+		    sizeof(err))) > 0)
+			log_warn("control: %s: %d line%s skipped (%s)", path, r,
+			    r == 1 ? "" : "s", err);
+		else if (r == RT_ERR_INVAL)
+			log_warn("control: %s ignored: %s", path, err);
+		free(text);
+	} else if (!(r == RT_ERR_SYS && errno == ENOENT))
+		log_warn("control: cannot read %s: %s", path,
+		    rt_strerror_errno(r));
+	if (r == RT_ERR_NOMEM)
+		log_err("control: out of memory loading %s", path);
+	/* a lost or damaged queue must not reuse the last event's id */
+	if (ctl_event_id((const uint8_t *)c->event, strlen(c->event),
+	    &last) == 0 && last >= c->evq.next_id)
+		c->evq.next_id = last + 1;
+	if (c->evq.n > 0)
+		log_info("control: %u event%s from %s wait for the relay",
+		    c->evq.n, c->evq.n == 1 ? "" : "s", path);
 }
 
 void
@@ -1567,6 +1919,7 @@ control_start(struct control *c)
 		rt_strlcpy(c->event, text, sizeof(c->event));
 		free(text);
 	}
+	evq_load(c);
 	state_path(c, "probation", path, sizeof(path));
 	if (cfgstore_read(path, 128, &text, &len) == 0) {
 		const char *from;
@@ -1669,7 +2022,9 @@ control_pump(struct control *c, struct sshc *s)
 unsigned int
 control_count(const struct control *c)
 {
-	return c->nchans;
+	/* the events channel is no operator session: it must not keep an
+	 * on-demand tunnel up */
+	return c->nchans - (c->evchan != NULL);
 }
 
 void

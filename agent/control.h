@@ -23,18 +23,28 @@
  * control.rollback_timeout. It ends well when the SSH session is up
  * again (a new session when relay settings changed). Otherwise the agent
  * restores .last-good itself, reloads, logs a warning and records a
- * config_rollback event: kept in state_dir/event.pending (shown by
- * `status` as last_event) and given to the event hook (MQTT). The
- * probation survives a restart through state_dir/probation.
+ * config_rollback event. The probation survives a restart through
+ * state_dir/probation.
  *
- * libssh2 1.10 has no call to send an arbitrary global request, so the
- * "event@revtun" request to the relay is not sent; the relay learns of a
- * rollback from `status` (last_event line).
+ * Events ({"id":N,"event":...}, ids increasing, see ctlproto.h) go to
+ * state_dir/event.pending (the last one; `status` shows it as
+ * last_event), to the event hook (MQTT) and to the relay's audit log: the
+ * relay opens an events channel (CTL_REQ "relay\0events") once the
+ * agent's control service is registered, the agent sends every event
+ * not yet acknowledged, and forgets one only when the relay has acked
+ * it. Until then events wait in a queue kept in state_dir/events.queue
+ * (written atomically on every change), so they survive the outage that
+ * caused them and a restart. The queue holds at most CONTROL_EVQ_MAX
+ * events and CONTROL_EVQ_BYTES bytes: a new event drops the oldest ones
+ * (logged; counted in the "dropped" member of later events; their ids
+ * leave a gap). Delivery is at least once: an event whose ack was lost
+ * comes again with the same id.
  */
 #ifndef RT_CONTROL_H
 #define RT_CONTROL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libssh2.h>
 
@@ -46,6 +56,19 @@ struct sshc;
 #define CONTROL_OUT_MAX		(1088 * 1024)	/* frames to the relay: a
 						 * whole config file fits */
 #define CONTROL_FOLLOW_BACKLOG	(64 * 1024)	/* per `logs -f` */
+#define CONTROL_EVENT_MAX	1024		/* one event's JSON, with NUL */
+#define CONTROL_EVQ_MAX		32		/* events waiting for the relay */
+#define CONTROL_EVQ_BYTES	(16 * 1024)	/* ... and their bytes at most */
+
+/* Events waiting for the relay's ack, oldest first. */
+struct control_evq {
+	uint64_t next_id;		/* id of the next event, >= 1 */
+	uint64_t dropped;		/* events dropped for room, ever */
+	unsigned int n;
+	size_t bytes;			/* sum of the JSON lengths */
+	uint64_t id[CONTROL_EVQ_MAX];
+	char *json[CONTROL_EVQ_MAX];
+};
 
 /* Receives events as one JSON object, e.g.
  * {"event":"config_rollback","reason":"...","from":"alice"}. */
@@ -82,7 +105,8 @@ int control_pump(struct control *c, struct sshc *s);
  * libssh2 calls) and hang up their shells. */
 void control_session_gone(struct control *c);
 
-/* Built-in channels open. */
+/* Operator sessions on built-in channels (the relay's events channel is
+ * not one). */
 unsigned int control_count(const struct control *c);
 
 /* Runs once per agent pump, before a pending reload: probation
@@ -122,5 +146,45 @@ int control_status_text(struct control *c, char **out);
 int control_redact(const char *text, char **out);
 int control_config_set(const char *text, const char *key, const char *value,
 		       char **out, char *err, size_t errsz);
+
+/*
+ * The event queue (pure: no I/O; the caller persists it):
+ *
+ * control_evq_init() empties q (next_id 1, dropped 0) without freeing;
+ * control_evq_clear() frees the events and keeps next_id and dropped.
+ *
+ * control_evq_room() drops the oldest events until one more of len bytes
+ * fits both bounds; returns how many it dropped (added to q->dropped).
+ *
+ * control_evq_push() queues a copy of json, which must be an event
+ * (ctl_event_id) whose id is >= next_id and shorter than
+ * CONTROL_EVENT_MAX; next_id becomes id + 1 even when the copy fails.
+ * Makes room first (as control_evq_room). Returns the number dropped
+ * (>= 0), RT_ERR_INVAL (nothing changed) or RT_ERR_NOMEM (counted as
+ * dropped).
+ *
+ * control_evq_ack() forgets every event with an id <= id; returns how
+ * many.
+ *
+ * control_evq_format() writes q as the events.queue text: a line
+ * "revtun-events 1", "next N", "dropped N", then one event per line.
+ * 0 and *out (free() it) or RT_ERR_NOMEM.
+ *
+ * control_evq_parse() reads that text into q (emptied first; q must be
+ * initialised). A bad first line refuses the whole text (RT_ERR_INVAL,
+ * reason in err, q empty). Event lines that are not events (ctl_event_id,
+ * printable ASCII, shorter than CONTROL_EVENT_MAX) or whose ids do not
+ * increase are skipped; what exceeds the bounds drops the oldest. Returns
+ * the number of lines skipped (>= 0; err names the first) or
+ * RT_ERR_NOMEM.
+ */
+void control_evq_init(struct control_evq *q);
+void control_evq_clear(struct control_evq *q);
+unsigned int control_evq_room(struct control_evq *q, size_t len);
+int control_evq_push(struct control_evq *q, const char *json);
+unsigned int control_evq_ack(struct control_evq *q, uint64_t id);
+int control_evq_format(const struct control_evq *q, char **out);
+int control_evq_parse(const char *text, struct control_evq *q, char *err,
+		      size_t errsz);
 
 #endif

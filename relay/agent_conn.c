@@ -26,6 +26,7 @@
 #include "agent_conn.h"
 #include "bridge.h"
 #include "buf.h"
+#include "ctlexec.h"
 #include "err.h"
 #include "log.h"
 #include "loop.h"
@@ -545,6 +546,9 @@ agent_drain(struct agent *a)
 	}
 	if (!a->dead && sshsess_closed(&a->ss))
 		agent_kill(a, "SSH session closed");
+	/* after the registrations: the events channel follows `control` */
+	if (!a->dead && ctlexec_events_service(a))
+		relay_kick(a->relay);
 }
 
 static void
@@ -590,6 +594,11 @@ agent_tick(struct agent *a, int64_t now)
 			agent_kill(a, "handshake not done within %lld ms",
 			    (long long)cfg->handshake_timeout_ms);
 		return;
+	}
+	/* events channel deadlines, retries, rate limit */
+	if (ctlexec_events_service(a)) {
+		sshsess_sync(&a->ss);
+		relay_kick(a->relay);
 	}
 	if (iv <= 0)
 		return;
@@ -664,6 +673,7 @@ agent_free(struct agent *a)
 		}
 	}
 	loop_timer_cancel(a->repump);
+	ctlexec_events_free(a);	/* before the session frees its channels */
 	sshsess_free(&a->ss, 0);
 	loop_watch_del(a->w_pump);
 	if (a->pump_fd >= 0)

@@ -32,6 +32,25 @@
 #define CTL_ERR_MAX 512		/* the stderr line */
 #define CTL_KEY_MAX 128		/* config set KEY */
 #define CTL_TERM_MAX 64
+#define EV_TO_AGENT (16 * (CTL_HDR_LEN + CTL_ACK_MAX))	/* REQ, acks */
+
+/*
+ * The relay's end of a forwarded channel to an agent's built-in service:
+ * the agent side of an operator command (struct ctlexec) and the agent's
+ * events channel (struct ctlevents) both use it. The libssh callbacks
+ * only append to from_agent (while reading is set) or set flags.
+ */
+struct agch {
+	struct relay *relay;
+	ssh_channel ch;
+	int opened;			/* the agent confirmed the open */
+	int reading;			/* callbacks keep what they get */
+	struct ssh_channel_callbacks_struct cb;
+	size_t soft;			/* what callbacks may fill */
+	struct buf *from_agent;		/* agent frames, raw */
+	int backlog;			/* libssh holds bytes we refused */
+	int eof_in, closed;		/* SSH EOF / close from the agent */
+};
 
 enum ctl_state {
 	CTL_IDLE = 0,		/* PTY remembered, no command yet */
@@ -58,22 +77,18 @@ struct ctlexec {
 	char rule[256];
 
 	struct agent *ag;		/* NULL once let go */
-	ssh_channel ag_ch;
-	int ag_opened;
-	struct ssh_channel_callbacks_struct ag_cb;
+	struct agch agc;		/* the channel to the agent */
 	int64_t deadline;		/* while OPENING */
 	int64_t t_start;
 
 	size_t soft;			/* what callbacks may fill */
 	struct buf *op_in;		/* operator stdin, raw */
 	struct buf *to_agent;		/* frames for the agent */
-	struct buf *from_agent;		/* agent frames, raw */
 	struct buf *to_op;		/* operator stdout */
 	struct buf *to_op_err;		/* operator stderr: one line */
-	int op_backlog, ag_backlog;	/* libssh holds bytes we refused */
+	int op_backlog;			/* libssh holds bytes we refused */
 	int op_eof_in;			/* operator stdin ended */
 	int eof_framed;			/* CTL_EOF queued for the agent */
-	int ag_eof_in, ag_closed;	/* SSH EOF / close from the agent */
 	int got_exit;
 	int status;			/* exit status for the operator */
 	int config_audited;
@@ -122,14 +137,16 @@ ctl_get(struct opexec *x)
 	soft = RT_MAX((size_t)r->cfg->channel_buffer,
 	    (size_t)(2 * (CTL_HDR_LEN + CTL_MAX_PAYLOAD)));
 	c->soft = soft;
+	c->agc.relay = r;
+	c->agc.soft = soft;
 	if ((c->op_in = buf_new(soft + BRIDGE_PULL_ROOM)) == NULL ||
 	    (c->to_agent = buf_new(soft)) == NULL ||
-	    (c->from_agent = buf_new(soft + BRIDGE_PULL_ROOM)) == NULL ||
+	    (c->agc.from_agent = buf_new(soft + BRIDGE_PULL_ROOM)) == NULL ||
 	    (c->to_op = buf_new(soft)) == NULL ||
 	    (c->to_op_err = buf_new(CTL_ERR_MAX)) == NULL) {
 		buf_free(c->op_in);
 		buf_free(c->to_agent);
-		buf_free(c->from_agent);
+		buf_free(c->agc.from_agent);
 		buf_free(c->to_op);
 		free(c);
 		return NULL;
@@ -234,7 +251,7 @@ audit_config(struct ctlexec *c)
 	char hex[2 * EVP_MAX_MD_SIZE + 1];
 
 	/* a change only if it reached the agent */
-	if (c->config_audited || !c->active || !c->ag_opened ||
+	if (c->config_audited || !c->active || !c->agc.opened ||
 	    (c->p.kind != KIND_SET && c->p.kind != KIND_APPLY &&
 	    c->p.kind != KIND_RELOAD) || c->p.change[0] == '\0')
 		return;
@@ -498,10 +515,11 @@ ctl_finish(struct ctlexec *c, int status, const char *fmt, ...)
 	}
 	c->status = status;
 	c->state = CTL_FINISHING;
-	if (c->ag != NULL && c->ag_ch != NULL && c->ag_opened &&
-	    !c->ag_closed && ssh_channel_is_open(c->ag_ch)) {
+	c->agc.reading = 0;	/* nobody parses agent frames any more */
+	if (c->ag != NULL && c->agc.ch != NULL && c->agc.opened &&
+	    !c->agc.closed && ssh_channel_is_open(c->agc.ch)) {
 		c->ag->touched = 1;
-		ssh_channel_close(c->ag_ch);
+		ssh_channel_close(c->agc.ch);
 	}
 	relay_kick(c->relay);
 }
@@ -595,7 +613,7 @@ ctlexec_start(struct opexec *x, const char *line)
 		    "again later", c->p.agent);
 		return;
 	}
-	if ((c->ag_ch = ssh_channel_new(ag->ss.s)) == NULL) {
+	if ((c->agc.ch = ssh_channel_new(ag->ss.s)) == NULL) {
 		audit_exec(c, "exec_deny", "out of memory");
 		ctl_finish(c, 255, "revtun: out of memory");
 		return;
@@ -638,41 +656,107 @@ ctlexec_op_eof(struct opexec *x)
 }
 
 static int
-ag_data_cb(ssh_session s, ssh_channel ch, void *data, uint32_t len,
-	   int is_stderr, void *ud)
+agch_data_cb(ssh_session s, ssh_channel ch, void *data, uint32_t len,
+	     int is_stderr, void *ud)
 {
-	struct ctlexec *c = ud;
+	struct agch *h = ud;
 	size_t room;
 	ssize_t n;
 
-	if (is_stderr || c->state != CTL_OPEN)
+	if (is_stderr || !h->reading)
 		return (int)len;
-	room = buf_len(c->from_agent) < c->soft ?
-	    c->soft - buf_len(c->from_agent) : 0;
-	n = buf_append_some(c->from_agent, data, RT_MIN((size_t)len, room));
+	room = buf_len(h->from_agent) < h->soft ?
+	    h->soft - buf_len(h->from_agent) : 0;
+	n = buf_append_some(h->from_agent, data, RT_MIN((size_t)len, room));
 	if (n < 0)
 		n = 0;
-	c->ag_backlog = (size_t)n < len;
-	relay_kick(c->relay);
+	h->backlog = (size_t)n < len;
+	relay_kick(h->relay);
 	return (int)n;
 }
 
 static void
-ag_eof_cb(ssh_session s, ssh_channel ch, void *ud)
+agch_eof_cb(ssh_session s, ssh_channel ch, void *ud)
 {
-	struct ctlexec *c = ud;
+	struct agch *h = ud;
 
-	c->ag_eof_in = 1;
-	relay_kick(c->relay);
+	h->eof_in = 1;
+	relay_kick(h->relay);
 }
 
 static void
-ag_close_cb(ssh_session s, ssh_channel ch, void *ud)
+agch_close_cb(ssh_session s, ssh_channel ch, void *ud)
 {
-	struct ctlexec *c = ud;
+	struct agch *h = ud;
 
-	c->ag_closed = 1;
-	relay_kick(c->relay);
+	h->closed = 1;
+	relay_kick(h->relay);
+}
+
+/*
+ * Advances the forwarded-tcpip open of h->ch (from ssh_channel_new on
+ * ag's session) to ag's service svc:port, from originator host:port.
+ * Returns 0 while it is in flight before deadline, 1 once open (callbacks
+ * installed, reading on), RT_ERR_TIMEOUT or RT_ERR_REFUSED (h->ch freed:
+ * pitfall 8, a failed open is never closed; a late one is left to
+ * libssh).
+ */
+static int
+agch_open(struct agch *h, struct agent *ag, const char *svc, int port,
+	  const char *host, int hport, int64_t deadline)
+{
+	int rc;
+
+	ag->touched = 1;
+	rc = ssh_channel_open_reverse_forward(h->ch, svc, port, host, hport);
+	if (rc == SSH_AGAIN && loop_now(h->relay->loop) < deadline)
+		return 0;
+	if (rc != SSH_OK) {
+		ssh_channel_free(h->ch);
+		h->ch = NULL;
+		return rc == SSH_AGAIN ? RT_ERR_TIMEOUT : RT_ERR_REFUSED;
+	}
+	h->opened = 1;
+	h->reading = 1;
+	memset(&h->cb, 0, sizeof(h->cb));
+	h->cb.userdata = h;
+	h->cb.channel_data_function = agch_data_cb;
+	h->cb.channel_eof_function = agch_eof_cb;
+	h->cb.channel_close_function = agch_close_cb;
+	ssh_callbacks_init(&h->cb);
+	ssh_set_channel_callbacks(h->ch, &h->cb);
+	return 1;
+}
+
+/* 1 once the agent ended the channel (EOF or close) and no whole frame
+ * is left to parse: nothing more can come. */
+static int
+agch_ended(struct agch *h)
+{
+	struct ctl_frame f;
+
+	return (h->eof_in || h->closed) && !h->backlog &&
+	    buf_len(h->from_agent) < CTL_HDR_LEN + CTL_MAX_PAYLOAD &&
+	    ssh_channel_poll(h->ch, 0) <= 0 &&
+	    ctl_parse(buf_data(h->from_agent), buf_len(h->from_agent),
+	    &f) == RT_ERR_AGAIN;
+}
+
+/* Lets go of h->ch: callbacks off, closed if it was open, freed. */
+static void
+agch_release(struct agch *h)
+{
+	if (h->ch == NULL)
+		return;
+	h->reading = 0;
+	if (h->opened) {
+		ssh_remove_channel_callbacks(h->ch, &h->cb);
+		if (!h->closed && ssh_channel_is_open(h->ch))
+			ssh_channel_close(h->ch);
+	}
+	/* pitfall 8: one that never opened is only freed */
+	ssh_channel_free(h->ch);
+	h->ch = NULL;
 }
 
 /* ---- pump ---- */
@@ -687,34 +771,19 @@ advance_open(struct ctlexec *c)
 	size_t ol, cl, tl;
 	int rc;
 
-	c->ag->touched = 1;
-	rc = ssh_channel_open_reverse_forward(c->ag_ch, c->p.service, c->port,
-	    op->host, op->port);
-	if (rc == SSH_AGAIN) {
-		if (loop_now(c->relay->loop) < c->deadline)
-			return 0;
-		/* the open may still complete: leave it to libssh */
-		ssh_channel_free(c->ag_ch);
-		c->ag_ch = NULL;
+	rc = agch_open(&c->agc, c->ag, c->p.service, c->port, op->host,
+	    op->port, c->deadline);
+	if (rc == 0)
+		return 0;
+	if (rc == RT_ERR_TIMEOUT) {
 		ctl_finish(c, 255, "revtun: %s did not answer", c->p.agent);
 		return 1;
 	}
-	if (rc != SSH_OK) {
-		/* pitfall 8: a failed open is freed, never closed */
-		ssh_channel_free(c->ag_ch);
-		c->ag_ch = NULL;
+	if (rc < 0) {
 		ctl_finish(c, 255, "revtun: %s refused the %s channel",
 		    c->p.agent, c->p.service);
 		return 1;
 	}
-	c->ag_opened = 1;
-	memset(&c->ag_cb, 0, sizeof(c->ag_cb));
-	c->ag_cb.userdata = c;
-	c->ag_cb.channel_data_function = ag_data_cb;
-	c->ag_cb.channel_eof_function = ag_eof_cb;
-	c->ag_cb.channel_close_function = ag_close_cb;
-	ssh_callbacks_init(&c->ag_cb);
-	ssh_set_channel_callbacks(c->ag_ch, &c->ag_cb);
 	c->state = CTL_OPEN;
 
 	ol = strlen(op->name);
@@ -818,9 +887,9 @@ parse_down(struct ctlexec *c, size_t *quota)
 	size_t moved = 0;
 	int n;
 
-	while (c->state == CTL_OPEN && buf_len(c->from_agent) > 0 &&
+	while (c->state == CTL_OPEN && buf_len(c->agc.from_agent) > 0 &&
 	    *quota > 0) {
-		n = ctl_parse(buf_data(c->from_agent), buf_len(c->from_agent),
+		n = ctl_parse(buf_data(c->agc.from_agent), buf_len(c->agc.from_agent),
 		    &f);
 		if (n == RT_ERR_AGAIN)
 			break;
@@ -849,7 +918,7 @@ parse_down(struct ctlexec *c, size_t *quota)
 				return moved;
 			}
 			c->got_exit = 1;
-			buf_consume(c->from_agent, (size_t)n);
+			buf_consume(c->agc.from_agent, (size_t)n);
 			/* 0..255 is what an SSH client can show */
 			ctl_finish(c, st > 255 ? 255 : (int)st, NULL);
 			return moved + (size_t)n;
@@ -859,12 +928,12 @@ parse_down(struct ctlexec *c, size_t *quota)
 			    c->p.agent, c->p.service, f.type);
 			return moved;
 		}
-		buf_consume(c->from_agent, (size_t)n);
+		buf_consume(c->agc.from_agent, (size_t)n);
 		moved += (size_t)n;
 		*quota -= RT_MIN(*quota, (size_t)n);
 	}
-	if (buf_len(c->from_agent) == 0)
-		buf_shrink(c->from_agent);
+	if (buf_len(c->agc.from_agent) == 0)
+		buf_shrink(c->agc.from_agent);
 	return moved;
 }
 
@@ -872,7 +941,6 @@ static int
 service_open(struct ctlexec *c)
 {
 	struct opconn *op = c->x->op;
-	struct ctl_frame f;
 	size_t qup = BRIDGE_QUOTA, qdown = BRIDGE_QUOTA;
 	ssize_t n;
 	int progress = 0;
@@ -888,10 +956,10 @@ service_open(struct ctlexec *c)
 	if (!c->op_eof_in && !c->op_backlog && ssh_channel_is_eof(c->x->ch))
 		c->op_eof_in = 1;
 	progress |= frame_up(c, &qup) > 0;
-	if (c->ag_closed || ssh_channel_is_closed(c->ag_ch))
+	if (c->agc.closed || ssh_channel_is_closed(c->agc.ch))
 		buf_reset(c->to_agent);	/* nobody reads it: see below */
-	if ((n = flush(c->ag_ch, &c->ag->ss, c->to_agent, 0, &qup)) < 0) {
-		if (!ssh_channel_is_closed(c->ag_ch)) {
+	if ((n = flush(c->agc.ch, &c->ag->ss, c->to_agent, 0, &qup)) < 0) {
+		if (!ssh_channel_is_closed(c->agc.ch)) {
 			ctl_finish(c, 255, "revtun: %s: writing to the %s "
 			    "channel failed", c->p.agent, c->p.service);
 			return 1;
@@ -905,7 +973,7 @@ service_open(struct ctlexec *c)
 		progress |= frame_up(c, &qup) > 0;
 
 	/* down: agent frames -> stdout */
-	if ((n = sshsess_pull(c->ag_ch, c->from_agent, &c->ag_backlog)) < 0) {
+	if ((n = sshsess_pull(c->agc.ch, c->agc.from_agent, &c->agc.backlog)) < 0) {
 		ctl_finish(c, 255, "revtun: %s: reading the %s channel failed",
 		    c->p.agent, c->p.service);
 		return 1;
@@ -918,11 +986,7 @@ service_open(struct ctlexec *c)
 	if (c->state != CTL_OPEN)
 		return 1;
 	/* the agent's channel ended without CTL_EXIT */
-	if ((c->ag_eof_in || c->ag_closed) && !c->ag_backlog &&
-	    buf_len(c->from_agent) < CTL_HDR_LEN + CTL_MAX_PAYLOAD &&
-	    ssh_channel_poll(c->ag_ch, 0) <= 0 &&
-	    ctl_parse(buf_data(c->from_agent), buf_len(c->from_agent),
-	    &f) == RT_ERR_AGAIN) {
+	if (agch_ended(&c->agc)) {
 		ctl_finish(c, 255, "revtun: %s closed the %s channel before "
 		    "the command finished", c->p.agent, c->p.service);
 		return 1;
@@ -1000,27 +1064,13 @@ ctlexec_service(struct opexec *x)
 		/* the operator's channel is gone: nothing to tell */
 		x->dead = 1;
 		c->state = CTL_DONE;
+		c->agc.reading = 0;
 		return 1;
 	}
 	return rc;
 }
 
 /* ---- reaper ---- */
-
-static void
-release_agent_channel(struct ctlexec *c)
-{
-	if (c->ag_ch == NULL)
-		return;
-	if (c->ag_opened) {
-		ssh_remove_channel_callbacks(c->ag_ch, &c->ag_cb);
-		if (!c->ag_closed && ssh_channel_is_open(c->ag_ch))
-			ssh_channel_close(c->ag_ch);
-	}
-	/* pitfall 8: one that never opened is only freed */
-	ssh_channel_free(c->ag_ch);
-	c->ag_ch = NULL;
-}
 
 void
 ctlexec_reap_check(struct opexec *x)
@@ -1029,7 +1079,7 @@ ctlexec_reap_check(struct opexec *x)
 
 	if (c == NULL || c->ag == NULL || !c->ag->dead)
 		return;
-	release_agent_channel(c);
+	agch_release(&c->agc);
 	c->ag = NULL;
 	if (c->state == CTL_OPENING || c->state == CTL_OPEN)
 		ctl_finish(c, 255, "revtun: %s disconnected", c->p.agent);
@@ -1042,16 +1092,16 @@ ctlexec_free(struct opexec *x)
 
 	if (c == NULL)
 		return;
-	if (c->active && c->state != CTL_DONE && c->ag_opened)
+	if (c->active && c->state != CTL_DONE && c->agc.opened)
 		log_info("operator %s: \"%s\" on %s ended by the operator",
 		    x->op->name, c->p.audit, c->p.agent);
 	audit_config(c);
 	if (c->ag != NULL)
-		release_agent_channel(c);
+		agch_release(&c->agc);
 	EVP_MD_CTX_free(c->sha);
 	buf_free(c->op_in);
 	buf_free(c->to_agent);
-	buf_free(c->from_agent);
+	buf_free(c->agc.from_agent);
 	buf_free(c->to_op);
 	buf_free(c->to_op_err);
 	free(c);
@@ -1244,6 +1294,7 @@ ctlexec_agent_event(struct agent *a, const char *json, size_t len)
 {
 	struct audit_rec rec;
 	char copy[CTLEXEC_EVENT_MAX + 1];
+	int rc;
 
 	if (len > CTLEXEC_EVENT_MAX) {
 		log_warn("agent %s: event of %zu bytes refused (limit %d)",
@@ -1260,7 +1311,251 @@ ctlexec_agent_event(struct agent *a, const char *json, size_t len)
 	audit_rec_begin(&rec, "agent_event");
 	audit_rec_str(&rec, "agent", a->id);
 	audit_rec_str(&rec, "detail", copy);
-	relay_audit(a->relay, &rec);
+	/* the caller acks only what is in the log: the result counts */
+	if ((rc = audit_write(a->relay->audit, &rec)) != 0)
+		return rc;
 	log_info("agent %s: event %s", a->id, copy);
 	return 0;
+}
+
+/* ---- the agent's events channel ---- */
+
+enum ev_state {
+	EV_IDLE = 0,		/* no channel; open one when retry_at is due */
+	EV_OPENING,		/* forwarded-tcpip open in flight */
+	EV_OPEN,
+	EV_OFF,			/* the agent does not take it: not again */
+};
+
+struct ctlevents {
+	struct agent *ag;
+	enum ev_state state;
+	struct agch agc;
+	int port;			/* the control service's */
+	struct buf *to_agent;		/* the REQ, then acks */
+	int64_t deadline;		/* while OPENING */
+	int64_t retry_at;		/* while IDLE */
+	int64_t window_start;		/* rate limit: this minute ... */
+	unsigned int window_events;	/* ... and its events so far */
+	uint64_t audited;		/* events written, this connection */
+};
+
+static void
+ev_stop(struct ctlevents *ev, enum ev_state next, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Ends the channel (if any) and waits in next (IDLE: retry later). */
+static void
+ev_stop(struct ctlevents *ev, enum ev_state next, const char *fmt, ...)
+{
+	char why[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn("agent %s: events channel: %s%s", ev->ag->id, why,
+	    next == EV_IDLE ? "; trying again later" : "");
+	agch_release(&ev->agc);
+	ev->agc.opened = ev->agc.backlog = 0;
+	ev->agc.eof_in = ev->agc.closed = 0;
+	buf_reset(ev->agc.from_agent);
+	buf_reset(ev->to_agent);
+	ev->state = next;
+	ev->retry_at = loop_now(ev->ag->relay->loop) + CTLEXEC_EVENTS_RETRY_MS;
+}
+
+static struct ctlevents *
+ev_new(struct agent *a)
+{
+	struct ctlevents *ev;
+	/* one whole frame, and what libssh may hand over at once */
+	size_t soft = CTL_HDR_LEN + CTL_MAX_PAYLOAD;
+
+	if ((ev = calloc(1, sizeof(*ev))) == NULL)
+		return NULL;
+	ev->ag = a;
+	ev->agc.relay = a->relay;
+	ev->agc.soft = soft;
+	if ((ev->agc.from_agent = buf_new(soft + BRIDGE_PULL_ROOM)) == NULL ||
+	    (ev->to_agent = buf_new(EV_TO_AGENT)) == NULL) {
+		buf_free(ev->agc.from_agent);
+		free(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+/* One event frame: audited, then acked. Returns 0, RT_ERR_AGAIN (not
+ * written: keep it and try again later) or RT_ERR_PROTO. */
+static int
+ev_event(struct ctlevents *ev, const struct ctl_frame *f)
+{
+	char ack[CTL_ACK_MAX];
+	uint64_t id;
+	size_t n;
+	int rc;
+
+	if (ctl_event_id(f->payload, f->len, &id) != 0) {
+		log_warn("agent %s: events channel: an event without a "
+		    "leading id", ev->ag->id);
+		return RT_ERR_PROTO;
+	}
+	rc = ctlexec_agent_event(ev->ag, (const char *)f->payload, f->len);
+	if (rc == RT_ERR_SYS)
+		return RT_ERR_AGAIN;	/* the agent keeps it meanwhile */
+	/* a refused one (not JSON, too long) is logged above and acked all
+	 * the same, or it would come back on every connection */
+	if (rc == 0)
+		ev->audited++;
+	n = ctl_ack_format(ack, sizeof(ack), id);
+	(void)ctl_append(ev->to_agent, CTL_DATA, ack, n);	/* room checked */
+	return 0;
+}
+
+/* Events in, acks out. Returns 1 if it moved anything. */
+static int
+ev_pump(struct ctlevents *ev)
+{
+	struct agent *a = ev->ag;
+	struct agch *h = &ev->agc;
+	struct ctl_frame f;
+	uint32_t st;
+	size_t quota = BRIDGE_QUOTA;
+	int64_t now = loop_now(a->relay->loop);
+	ssize_t n;
+	int progress = 0, rc, er;
+
+	if ((n = sshsess_pull(h->ch, h->from_agent, &h->backlog)) < 0) {
+		ev_stop(ev, EV_IDLE, "reading failed");
+		return 1;
+	}
+	progress |= n > 0;
+	if (now - ev->window_start >= 60000) {
+		ev->window_start = now;
+		ev->window_events = 0;
+	}
+	while (buf_len(h->from_agent) > 0 &&
+	    ev->window_events < CTLEXEC_EVENTS_PER_MIN &&
+	    buf_room(ev->to_agent) >= CTL_HDR_LEN + CTL_ACK_MAX) {
+		rc = ctl_parse(buf_data(h->from_agent), buf_len(h->from_agent),
+		    &f);
+		if (rc == RT_ERR_AGAIN)
+			break;
+		if (rc < 0) {
+			ev_stop(ev, EV_IDLE, "protocol error (%s)",
+			    rt_strerror(rc));
+			return 1;
+		}
+		if (f.type == CTL_DATA) {
+			ev->window_events++;
+			if ((er = ev_event(ev, &f)) == RT_ERR_AGAIN)
+				break;	/* the tick tries again */
+			if (er < 0) {
+				ev_stop(ev, EV_IDLE, "protocol error (bad "
+				    "event)");
+				return 1;
+			}
+		} else if (f.type == CTL_EXIT) {
+			/* an agent that does not know the command answers it
+			 * like any other and exits */
+			ev_stop(ev, EV_OFF, "the agent does not deliver "
+			    "events (exit status %u)", ctl_get_exit(&f,
+			    &st) == 0 ? st : 255u);
+			return 1;
+		} else if (f.type != CTL_EOF) {
+			ev_stop(ev, EV_IDLE, "protocol error (frame type %u "
+			    "from the agent)", f.type);
+			return 1;
+		}
+		buf_consume(h->from_agent, (size_t)rc);
+		progress = 1;
+	}
+	if (buf_len(h->from_agent) == 0)
+		buf_shrink(h->from_agent);
+	if ((n = flush(h->ch, &a->ss, ev->to_agent, 0, &quota)) < 0) {
+		ev_stop(ev, EV_IDLE, "writing failed");
+		return 1;
+	}
+	progress |= n > 0;
+	if (agch_ended(h)) {
+		ev_stop(ev, EV_IDLE, "closed by the agent after %llu event%s",
+		    (unsigned long long)ev->audited, ev->audited == 1 ? "" :
+		    "s");
+		return 1;
+	}
+	return progress;
+}
+
+int
+ctlexec_events_service(struct agent *a)
+{
+	static const char req[] = CTL_EVENTS_OP "\0" CTL_EVENTS_CMD;
+	struct ctlevents *ev = a->events;
+	struct relay *r = a->relay;
+	const struct agent_svc *svc;
+	int64_t now;
+	int rc, opened = 0;
+
+	if (a->dead || a->state != AGENT_UP || r->stopping ||
+	    !a->ss.kex_done || (ev != NULL && ev->state == EV_OFF))
+		return 0;
+	svc = registry_service(a, "control", 0);
+	if (ev == NULL) {
+		if (svc == NULL)
+			return 0;
+		if ((ev = ev_new(a)) == NULL) {
+			log_err("agent %s: out of memory for the events "
+			    "channel", a->id);
+			return 0;
+		}
+		a->events = ev;
+	}
+	now = loop_now(r->loop);
+	if (ev->state == EV_IDLE) {
+		if (svc == NULL || now < ev->retry_at)
+			return 0;
+		if ((ev->agc.ch = ssh_channel_new(a->ss.s)) == NULL) {
+			ev->retry_at = now + CTLEXEC_EVENTS_RETRY_MS;
+			log_err("agent %s: out of memory for the events "
+			    "channel", a->id);
+			return 0;
+		}
+		ev->port = svc->port;
+		ev->deadline = now + r->cfg->handshake_timeout_ms;
+		ev->state = EV_OPENING;
+	}
+	if (ev->state == EV_OPENING) {
+		/* the relay's own channel: no operator as originator */
+		rc = agch_open(&ev->agc, a, "control", ev->port, "127.0.0.1", 0,
+		    ev->deadline);
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			ev_stop(ev, EV_IDLE, "%s", rc == RT_ERR_TIMEOUT ?
+			    "the agent did not answer the open" :
+			    "the agent refused the open");
+			return 1;
+		}
+		/* to_agent is empty and holds the REQ */
+		(void)ctl_append(ev->to_agent, CTL_REQ, req, sizeof(req) - 1);
+		ev->state = EV_OPEN;
+		opened = 1;
+		log_info("agent %s: events channel open", a->id);
+	}
+	return ev_pump(ev) | opened;
+}
+
+void
+ctlexec_events_free(struct agent *a)
+{
+	struct ctlevents *ev = a->events;
+
+	if (ev == NULL)
+		return;
+	agch_release(&ev->agc);
+	buf_free(ev->agc.from_agent);
+	buf_free(ev->to_agent);
+	free(ev);
+	a->events = NULL;
 }

@@ -50,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctlproto.h"
 #include "relay.h"
 
 struct ctlexec;
@@ -141,14 +142,42 @@ void ctlexec_reap_check(struct opexec *x);
 void ctlexec_free(struct opexec *x);
 
 /*
- * An agent's event report (the JSON of an "event@revtun" request):
+ * An agent's event report (one CTL_DATA frame on its events channel):
  * checks it is one JSON object of at most CTLEXEC_EVENT_MAX printable
  * bytes and writes it to the audit log as event "agent_event" with agent
- * and detail. Returns 0, or RT_ERR_INVAL / RT_ERR_TOOBIG (nothing
- * written; logged).
+ * and detail. Returns 0, RT_ERR_INVAL / RT_ERR_TOOBIG (nothing written;
+ * logged) or RT_ERR_SYS (the audit log could not be written).
  */
-#define CTLEXEC_EVENT_MAX 4096
+#define CTLEXEC_EVENT_MAX CTL_EVENT_MAX
 int ctlexec_agent_event(struct agent *a, const char *json, size_t len);
+
+/*
+ * The agent's events channel (protocol in ctlproto.h). Once agent a is up
+ * and its `control` service is registered, the relay opens a forwarded
+ * channel to that service itself (originator 127.0.0.1:0; no operator is
+ * involved, and ctlexec_parse() never builds the "events" command) and
+ * sends CTL_REQ "relay\0events". Each CTL_DATA frame from the agent is
+ * an event: written to the audit log (ctlexec_agent_event), then acked
+ * with "ack ID"; an event the audit log could not take is not acked (the
+ * agent keeps it) and is tried again on the next tick. One that is not
+ * valid JSON is logged and acked, so it cannot block the agent's queue.
+ * At most CTLEXEC_EVENTS_PER_MIN events a minute are read per agent; the
+ * rest wait in the channel (flow control, nothing lost). An open the
+ * agent refuses or leaves unanswered (handshake_timeout), a protocol
+ * error, or the agent closing the channel: tried again after
+ * CTLEXEC_EVENTS_RETRY_MS while the service is registered. An agent that
+ * answers with CTL_EXIT (it does not know the command) is not asked again
+ * on this connection.
+ *
+ * ctlexec_events_service() runs after the agent's session was polled and
+ * on every tick: it starts, advances and pumps the channel. Returns 1 if
+ * anything moved (the caller syncs the session). ctlexec_events_free()
+ * closes the channel; call it before the agent's session is freed.
+ */
+#define CTLEXEC_EVENTS_RETRY_MS 30000
+#define CTLEXEC_EVENTS_PER_MIN 60
+int ctlexec_events_service(struct agent *a);
+void ctlexec_events_free(struct agent *a);
 
 /* Pure check used by ctlexec_agent_event(): 1 if json[0..len) is one
  * JSON object (RFC 8259, nesting <= 16) made of printable ASCII or UTF-8

@@ -3,7 +3,7 @@
  * log ring and its followers (agent/logring.c), the config store
  * (agent/cfgstore.c: atomic install, last-good, restore) and the config
  * text helpers of agent/control.c (redaction, `config set`), checked
- * against the real parser.
+ * against the real parser, and its queue of events for the relay.
  */
 #include "config.h"
 
@@ -275,6 +275,114 @@ test_control_options(void)
 	CU_ASSERT_EQUAL(found, 4);
 }
 
+static char *
+ev(unsigned int id, size_t pad)
+{
+	static char buf[CONTROL_EVENT_MAX + 64];
+	char fill[CONTROL_EVENT_MAX + 1];
+
+	memset(fill, 'x', pad);
+	fill[pad] = '\0';
+	snprintf(buf, sizeof(buf), "{\"id\":%u,\"event\":\"t\",\"p\":\"%s\"}",
+	    id, fill);
+	return buf;
+}
+
+/* The relay event queue: ids, bounds, acks, the state file. */
+static void
+test_evq(void)
+{
+	struct control_evq q, r;
+	char *text, err[160];
+	unsigned int i;
+	int n;
+
+	control_evq_init(&q);
+	control_evq_init(&r);
+	CU_ASSERT_EQUAL(q.next_id, 1);
+	CU_ASSERT_EQUAL(control_evq_push(&q, ev(1, 0)), 0);
+	CU_ASSERT_EQUAL(control_evq_push(&q, ev(2, 0)), 0);
+	CU_ASSERT_EQUAL(q.n, 2);
+	CU_ASSERT_EQUAL(q.next_id, 3);
+	/* not an event, an old id, control characters, too long */
+	CU_ASSERT_EQUAL(control_evq_push(&q, "{\"event\":\"t\"}"),
+	    RT_ERR_INVAL);
+	CU_ASSERT_EQUAL(control_evq_push(&q, ev(2, 0)), RT_ERR_INVAL);
+	CU_ASSERT_EQUAL(control_evq_push(&q, "{\"id\":9,\"a\":\"\n\"}"),
+	    RT_ERR_INVAL);
+	CU_ASSERT_EQUAL(control_evq_push(&q, ev(9, CONTROL_EVENT_MAX)),
+	    RT_ERR_INVAL);
+	CU_ASSERT_EQUAL(q.n, 2);
+	CU_ASSERT_EQUAL(q.next_id, 3);
+	/* a gap is allowed (ids only increase) */
+	CU_ASSERT_EQUAL(control_evq_push(&q, ev(5, 0)), 0);
+	CU_ASSERT_EQUAL(q.next_id, 6);
+
+	/* acks are cumulative; a repeated one changes nothing */
+	CU_ASSERT_EQUAL(control_evq_ack(&q, 1), 1);
+	CU_ASSERT_EQUAL(control_evq_ack(&q, 1), 0);
+	CU_ASSERT_EQUAL(q.id[0], 2);
+	CU_ASSERT_EQUAL(control_evq_ack(&q, 4), 1);
+	CU_ASSERT_EQUAL(q.n, 1);
+	CU_ASSERT_EQUAL(q.id[0], 5);
+
+	/* the count bound drops the oldest */
+	for (i = 6; i < 6 + CONTROL_EVQ_MAX; i++)
+		CU_ASSERT_TRUE(control_evq_push(&q, ev(i, 0)) >= 0);
+	CU_ASSERT_EQUAL(q.n, CONTROL_EVQ_MAX);
+	CU_ASSERT_EQUAL(q.dropped, 1);
+	CU_ASSERT_EQUAL(q.id[0], 6);
+	/* the byte bound: big events push out several small ones */
+	n = control_evq_push(&q, ev(100, 900));
+	CU_ASSERT_EQUAL(n, 1);
+	for (i = 101; i < 130; i++)
+		CU_ASSERT_TRUE(control_evq_push(&q, ev(i, 900)) >= 0);
+	CU_ASSERT_TRUE(q.bytes <= CONTROL_EVQ_BYTES);
+	CU_ASSERT_TRUE(q.n < CONTROL_EVQ_MAX);
+	CU_ASSERT_EQUAL(q.id[q.n - 1], 129);
+	/* room for a worst-case event, as control_event() asks */
+	control_evq_room(&q, CONTROL_EVENT_MAX - 1);
+	CU_ASSERT_TRUE(q.bytes + CONTROL_EVENT_MAX - 1 <= CONTROL_EVQ_BYTES);
+
+	/* the state file round trip */
+	CU_ASSERT_EQUAL_FATAL(control_evq_format(&q, &text), 0);
+	CU_ASSERT_EQUAL(strncmp(text, "revtun-events 1\nnext 130\ndropped ",
+	    33), 0);
+	CU_ASSERT_EQUAL(control_evq_parse(text, &r, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(r.n, q.n);
+	CU_ASSERT_EQUAL(r.bytes, q.bytes);
+	CU_ASSERT_EQUAL(r.next_id, 130);
+	CU_ASSERT_EQUAL(r.dropped, q.dropped);
+	for (i = 0; i < q.n && i < r.n; i++) {
+		CU_ASSERT_EQUAL(r.id[i], q.id[i]);
+		CU_ASSERT_STRING_EQUAL(r.json[i], q.json[i]);
+	}
+	free(text);
+
+	/* damaged lines are skipped, the rest kept; next never goes back */
+	CU_ASSERT_EQUAL(control_evq_parse("revtun-events 1\nnext 2\n"
+	    "dropped 0\n{\"id\":3,\"a\":1}\ngarbage\n{\"id\":3,\"b\":1}\n"
+	    "{\"id\":7}\n", &r, err, sizeof(err)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 5"));
+	CU_ASSERT_EQUAL(r.n, 2);
+	CU_ASSERT_EQUAL(r.id[1], 7);
+	CU_ASSERT_EQUAL(r.next_id, 8);
+	CU_ASSERT_EQUAL(control_evq_parse("revtun-events 1\nnext 40\n"
+	    "dropped 3\n", &r, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(r.n, 0);
+	CU_ASSERT_EQUAL(r.next_id, 40);
+	CU_ASSERT_EQUAL(r.dropped, 3);
+	/* not a queue at all */
+	CU_ASSERT_EQUAL(control_evq_parse("{\"id\":1}\n", &r, err,
+	    sizeof(err)), RT_ERR_INVAL);
+	CU_ASSERT_EQUAL(r.n, 0);
+	CU_ASSERT_EQUAL(control_evq_parse("", &r, err, sizeof(err)),
+	    RT_ERR_INVAL);
+	control_evq_clear(&q);
+	control_evq_clear(&r);
+	CU_ASSERT_EQUAL(q.n, 0);
+}
+
 int
 suite_control(void)
 {
@@ -288,7 +396,9 @@ suite_control(void)
 	    CU_add_test(s, "config show redaction", test_redact) == NULL ||
 	    CU_add_test(s, "config set text edits", test_config_set) == NULL ||
 	    CU_add_test(s, "control and shell options",
-	    test_control_options) == NULL)
+	    test_control_options) == NULL ||
+	    CU_add_test(s, "relay event queue: ids, bounds, acks, file",
+	    test_evq) == NULL)
 		return (int)CU_get_error();
 	return CUE_SUCCESS;
 }

@@ -101,6 +101,8 @@ test_usage(void)
 		"shell", "shell a b", "agents gw-17", "status gw-17\n",
 		"status gw\x01-17", "config gw-17 set k v\x7f",
 		"config gw-17 set k a\tb",
+		/* the events channel is the relay's own */
+		"events gw-17", "events", "config gw-17 events",
 	};
 	struct ctl_cmd p;
 	char big[CTL_CMD_MAX + 16];
@@ -111,6 +113,7 @@ test_usage(void)
 		CU_ASSERT_PTR_NULL(p.right);
 		CU_ASSERT_STRING_EQUAL(p.cmd, "");
 	}
+	CU_ASSERT_EQUAL(ctlexec_is_command("events"), 0);
 	/* a malformed set: only three words are audited, never a value */
 	CU_ASSERT_EQUAL(ctlexec_parse("config gw-17 sett mqtt.password "
 	    "hunter2", &p), RT_ERR_INVAL);
