@@ -14,14 +14,30 @@
  * Stop: no new channels; open channels may finish for up to
  * shutdown_timeout; then the SSH session is closed (disconnect message,
  * TLS close_notify) and the loop ends with exit code 0.
+ *
+ * One instance, least privilege (agent_new): the pid file is taken first
+ * (a second instance stops there); started as root with `user` set, the
+ * agent creates a missing control.state_dir / mqtt.spool_dir for that
+ * user, drops to it for good (privs.h) before it connects anywhere, and
+ * checks as that user what it will read again later: the TLS and MQTT
+ * keys and certificates (read on every reconnect, so they must be the
+ * user's: refusing now beats failing at the first reconnect), the
+ * config (reload), its directory (remote config apply). Then each state
+ * directory gets a lock file, so two agents never share a spool or the
+ * control state, pid_file or not.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "agent_config.h"
@@ -32,6 +48,8 @@
 #include "logring.h"
 #include "loop.h"
 #include "mqttlink.h"
+#include "pidfile.h"
+#include "privs.h"
 #include "sshc.h"
 #include "tls.h"
 #include "uplink.h"
@@ -42,6 +60,8 @@
 
 static void reload(struct agent *a);
 static void apply_consent(struct agent *a);
+static int check_readable_as_user(const struct agent_config *cfg,
+    const char *user);
 
 /*
  * The one place where connections are torn down and rebuilt: runs after
@@ -183,6 +203,15 @@ reload(struct agent *a)
 		    a->cfg_path, rt_strerror(r));
 		return;
 	}
+	if (strcmp(a->cfg->user, ncfg->user) != 0 ||
+	    strcmp(a->cfg->pid_file, ncfg->pid_file) != 0)
+		log_warn("reload: user or pid_file changed: needs a restart; "
+		    "still running with the values from the start");
+	if (a->dropped && check_readable_as_user(ncfg, a->cfg->user) != 0) {
+		log_err("reload: keeping the running configuration");
+		agent_config_free(ncfg);
+		return;
+	}
 	diff = agent_config_diff(a->cfg, ncfg);
 	old = a->cfg;
 	a->cfg = ncfg;
@@ -281,6 +310,167 @@ on_signal(struct loop *loop, int signo, void *arg)
 	}
 }
 
+/* The lock file in each state directory (see the top). */
+#define AGENT_DIR_LOCK "agent.lock"
+
+static void
+pidfile_note(const struct pidfile *pf)
+{
+	long old;
+
+	if (pidfile_was_stale(pf, &old))
+		log_info("%s: stale (pid %ld no longer holds it): taken over",
+		    pidfile_path(pf), old);
+}
+
+/* Files the agent reads again after start, as the user it now is. */
+static int
+check_readable_as_user(const struct agent_config *cfg, const char *user)
+{
+	const struct {
+		const char *opt, *path;
+		int on;
+	} f[] = {
+		{ "tls.ca", cfg->tls_ca, 1 },
+		{ "tls.cert", cfg->tls_cert, 1 },
+		{ "tls.key", cfg->tls_key, 1 },
+		{ "proxy.auth_file", cfg->proxy_auth_file, 1 },
+		{ "mqtt.tls.ca", cfg->mqtt.tls_ca, cfg->mqtt.enable },
+		{ "mqtt.tls.cert", cfg->mqtt.tls_cert, cfg->mqtt.enable },
+		{ "mqtt.tls.key", cfg->mqtt.tls_key, cfg->mqtt.enable },
+		{ "mqtt.password_file", cfg->mqtt.password_file,
+		    cfg->mqtt.enable },
+		{ "mqtt.cmd_key_file", cfg->mqtt.cmd_key_file,
+		    cfg->mqtt.enable },
+		{ "telemetry.hmac_key_file", cfg->telemetry.hmac_key_file,
+		    cfg->mqtt.enable },
+	};
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < RT_ARRAY_SIZE(f); i++) {
+		if (!f[i].on || f[i].path[0] == '\0' ||
+		    access(f[i].path, R_OK) == 0)
+			continue;
+		log_err("%s %s: not readable by user %s (%s); the agent "
+		    "reads it again on every reconnect: give it to %s "
+		    "(chown %s; keys mode 0600)", f[i].opt, f[i].path, user,
+		    strerror(errno), user, user);
+		bad = 1;
+	}
+	return bad ? RT_ERR_PERM : 0;
+}
+
+/* Warnings only: what a reload or a remote config apply will need. */
+static void
+check_config_access(const struct agent *a, const char *user)
+{
+	char dir[PATH_MAX];
+
+	if (access(a->cfg_path, R_OK) != 0)
+		log_warn("config %s: not readable by user %s (%s): reloads "
+		    "(HUP) will fail", a->cfg_path, user, strerror(errno));
+	rt_strlcpy(dir, a->cfg_path, sizeof(dir));
+	if (access(dirname(dir), W_OK | X_OK) != 0)
+		log_info("config directory %s: not writable by user %s: "
+		    "remote `config set/apply` will be refused when it "
+		    "writes the file (give the directory to %s to allow it)",
+		    dir, user, user);
+}
+
+/* Becomes cfg->user (see the top). Errors are logged. */
+static int
+agent_drop(struct agent *a)
+{
+	const struct agent_config *cfg = a->cfg;
+	const char *dirs[2] = { cfg->control_state_dir,
+	    cfg->mqtt.enable ? cfg->mqtt.spool_dir : "" };
+	struct privs_user pu;
+	char err[512];
+	size_t i;
+	int r;
+
+	if ((r = privs_lookup(cfg->user, &pu, err, sizeof(err))) != 0) {
+		log_err("%s", err);
+		return r;
+	}
+	for (i = 0; geteuid() == 0 && i < RT_ARRAY_SIZE(dirs); i++) {
+		if (dirs[i][0] == '\0')
+			continue;
+		if ((r = privs_prepare_dir(dirs[i], &pu, err,
+		    sizeof(err))) < 0) {
+			log_err("%s", err);
+			return r;
+		}
+		if (r == 1)
+			log_info("%s: created for user %s", dirs[i], pu.name);
+	}
+	if ((r = privs_drop(&pu, err, sizeof(err))) != 0) {
+		log_err("dropping privileges to user %s: %s", pu.name, err);
+		return r;
+	}
+	a->dropped = 1;
+	if ((r = check_readable_as_user(cfg, pu.name)) != 0)
+		return r;
+	check_config_access(a, pu.name);
+	log_info("running as user %s (uid %u, gid %u), no capabilities; "
+	    "the shell service, if on, runs as %s too", pu.name,
+	    (unsigned)pu.uid, (unsigned)pu.gid, pu.name);
+	return 0;
+}
+
+/*
+ * One lock file per state directory (control.state_dir if it exists,
+ * mqtt.spool_dir if the spool is on), the same directory only once.
+ */
+static int
+lock_dirs(struct agent *a)
+{
+	const struct agent_config *cfg = a->cfg;
+	const char *opts[2] = { "control.state_dir", "mqtt.spool_dir" };
+	const char *dirs[2] = { cfg->control_state_dir,
+	    cfg->mqtt.enable ? cfg->mqtt.spool_dir : "" };
+	struct stat st[2];
+	char path[PATH_MAX], err[PATH_MAX + 200];
+	size_t i;
+	int r;
+
+	for (i = 0; i < RT_ARRAY_SIZE(dirs); i++) {
+		if (dirs[i][0] == '\0')
+			continue;
+		/* the spool makes its directory; the state dir is made on
+		 * first use, and locked from the start after that */
+		if (i == 1 && mkdir(dirs[i], 0700) != 0 && errno != EEXIST) {
+			log_err("%s %s: cannot create: %s", opts[i], dirs[i],
+			    strerror(errno));
+			return RT_ERR_SYS;
+		}
+		if (stat(dirs[i], &st[i]) != 0) {
+			log_debug("%s %s: %s; not locked", opts[i], dirs[i],
+			    strerror(errno));
+			continue;
+		}
+		if (i == 1 && a->dirlock[0] != NULL &&
+		    st[0].st_dev == st[1].st_dev &&
+		    st[0].st_ino == st[1].st_ino)
+			continue;	/* same directory: one lock */
+		snprintf(path, sizeof(path), "%s/%s", dirs[i], AGENT_DIR_LOCK);
+		if ((r = pidfile_open(path, opts[i], &a->dirlock[i], err,
+		    sizeof(err))) != 0) {
+			if (r == RT_ERR_EXISTS)
+				log_err("%s: two agents must not share a %s",
+				    err, opts[i]);
+			else
+				log_err("%s%s%s", err, a->dropped ? "; the "
+				    "directory must be writable by user " :
+				    "", a->dropped ? cfg->user : "");
+			return r;
+		}
+		pidfile_note(a->dirlock[i]);
+	}
+	return 0;
+}
+
 int
 agent_new(const char *cfg_path, struct agent_config *cfg, int debug,
 	  struct agent **out)
@@ -314,6 +504,19 @@ agent_new(const char *cfg_path, struct agent_config *cfg, int debug,
 			    rt_strerror_errno(r));
 			goto fail;
 		}
+	if (cfg->pid_file[0] != '\0') {
+		char err[PATH_MAX + 200];
+
+		if ((r = pidfile_open(cfg->pid_file, "pid_file", &a->pidfile,
+		    err, sizeof(err))) != 0) {
+			log_err("%s", err);
+			goto fail;
+		}
+		pidfile_note(a->pidfile);
+	}
+	if ((cfg->user[0] != '\0' && (r = agent_drop(a)) != 0) ||
+	    (r = lock_dirs(a)) != 0)
+		goto fail;
 	if ((r = uplink_new(a, &a->uplink)) < 0 ||
 	    (r = consent_new(a, &a->consent)) < 0 ||
 	    (r = control_new(a, &a->control)) < 0 ||
@@ -384,5 +587,8 @@ agent_free(struct agent *a)
 	loop_free(a->loop);
 	agent_config_free(a->cfg);
 	free(a->cfg_path);
+	pidfile_close(a->dirlock[0], 1);
+	pidfile_close(a->dirlock[1], 1);
+	pidfile_close(a->pidfile, 1);
 	free(a);
 }

@@ -27,6 +27,7 @@ struct consent;
 struct control;
 struct logring;
 struct mqttlink;
+struct pidfile;
 
 struct agent_stats {
 	uint64_t connects;		/* SSH sessions that came up */
@@ -58,12 +59,18 @@ struct agent {
 	int64_t started_ms;
 	unsigned int last_chan_id;	/* channel ids, unique per process */
 	struct agent_stats stats;
+	/* one instance (agent.c): pid_file, and a lock in each state
+	 * directory (control.state_dir, mqtt.spool_dir), held for life */
+	struct pidfile *pidfile;
+	struct pidfile *dirlock[2];
+	int dropped;			/* running as `user` */
 };
 
 /*
  * Builds the context around a loaded config (ownership of cfg passes to
  * the agent, also on failure; debug keeps the log at debug level across
- * reloads) and installs signal handlers. Does not
+ * reloads) and installs signal handlers; takes the pid file, drops to
+ * `user` if set and locks the state directories (agent.c). Does not
  * connect yet. Returns 0 and *out, or an RT_ERR_* code with the reason
  * logged.
  */

@@ -34,6 +34,7 @@
 #include "err.h"
 #include "log.h"
 #include "mqtt_codec.h"
+#include "privs.h"
 #include "util.h"
 
 #define FP_PREFIX "SHA256:"
@@ -58,6 +59,8 @@ struct load_ctx {
 	const char *name;		/* file name or label, for messages */
 	struct cfgu_errors *errs;
 	unsigned int nperm;		/* of which unsafe key permissions */
+	uid_t run_uid;			/* `user`'s uid, (uid_t)-1 if none:
+					 * it may own the key files */
 };
 
 /*
@@ -548,6 +551,14 @@ v_shell_user(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
+v_user(cfg_t *cfg, cfg_opt_t *opt)
+{
+	if (*opt_str(opt) == '\0')
+		return 0;	/* "" = keep the account we were started as */
+	return v_shell_user(cfg, opt);
+}
+
+static int
 v_proxy_host(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *s = opt_str(opt);
@@ -668,6 +679,8 @@ schema_new(void)
 		CFG_STR_LIST("relays", NULL, CFGF_NODEFAULT),
 		CFG_STR("log_level", "info", CFGF_NONE),
 		CFG_BOOL("syslog", cfg_false, CFGF_NONE),
+		CFG_STR("user", "", CFGF_NONE),
+		CFG_STR("pid_file", "", CFGF_NONE),
 		CFG_STR("connect_timeout", "20s", CFGF_NONE),
 		CFG_STR("tcp_user_timeout", "45s", CFGF_NONE),
 		CFG_STR("shutdown_timeout", "10s", CFGF_NONE),
@@ -692,6 +705,8 @@ schema_new(void)
 		cfg_validate_callback_t fn;
 	} vtab[] = {
 		{ "log_level", v_log_level },
+		{ "user", v_user },
+		{ "pid_file", v_path_opt },
 		{ "connect_timeout", v_duration },
 		{ "tcp_user_timeout", v_duration0 },
 		{ "shutdown_timeout", v_duration },
@@ -828,7 +843,8 @@ check_secret(struct load_ctx *lc, cfg_t *sec, const char *opt,
 	if (path == NULL || *path != '/')
 		return;		/* missing or relative: already reported */
 	err[0] = '\0';
-	if ((r = cfgu_check_key_perms(path, err, sizeof(err))) == 0)
+	if ((r = cfgu_check_key_perms_for(path, lc->run_uid, err,
+	    sizeof(err))) == 0)
 		return;
 	if (r == RT_ERR_PERM)
 		lc->nperm++;
@@ -1061,6 +1077,13 @@ load_control_shell(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 		sec_err(lc, sec, "service shell is configured but "
 		    "shell.enable is false (set enable = true to offer a "
 		    "PTY shell)");
+	/* After the drop nothing can become another account. */
+	if (ac->shell_enable && *ac->user != '\0' &&
+	    strcmp(ac->shell_user, ac->user) != 0)
+		sec_err(lc, sec, "user = \"%s\", but the agent drops to "
+		    "user \"%s\" at start and cannot become anyone else "
+		    "after that; set user = \"%s\" here (or remove the "
+		    "top-level user)", ac->shell_user, ac->user, ac->user);
 	return 0;
 }
 
@@ -1212,6 +1235,28 @@ load_telemetry(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	return 0;
 }
 
+/* First: key files owned by `user` are fine (checked as root, before
+ * the drop; read again as the user on every reconnect). */
+static int
+load_user(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
+{
+	struct privs_user pu;
+	char why[CFGU_ERRLEN / 2];
+	int r;
+
+	if ((r = dupstr(&ac->user, cfg_getstr(cfg, "user"))) != 0 ||
+	    (r = dupstr(&ac->pid_file, cfg_getstr(cfg, "pid_file"))) != 0)
+		return r;
+	if (*ac->user == '\0' || strspn(ac->user, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(ac->user))
+		return 0;	/* none, or v_user said what is wrong */
+	if (privs_lookup(ac->user, &pu, why, sizeof(why)) != 0)
+		sec_err(lc, NULL, "%s", why);
+	else
+		lc->run_uid = pu.uid;
+	return 0;
+}
+
 static int
 build(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 {
@@ -1219,6 +1264,7 @@ build(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	int r;
 
 	if ((r = dupstr(&ac->path, lc->name)) != 0 ||
+	    (r = load_user(ac, cfg, lc)) != 0 ||
 	    (r = load_relays(ac, cfg, lc)) != 0 ||
 	    (r = load_tls(ac, cfg, lc)) != 0 ||
 	    (r = load_ssh_reconnect(ac, cfg, lc)) != 0 ||
@@ -1284,6 +1330,7 @@ load(const char *text, const char *name, struct agent_config **out,
 	lc.name = name;
 	lc.errs = errs;
 	lc.nperm = 0;
+	lc.run_uid = (uid_t)-1;
 
 	if ((cfg = schema_new()) == NULL) {
 		cfgu_errors_add(errs, "%s: out of memory", name);
@@ -1393,6 +1440,8 @@ agent_config_free(struct agent_config *cfg)
 	free(cfg->control_state_dir);
 	free(cfg->shell_user);
 	free(cfg->shell_command);
+	free(cfg->user);
+	free(cfg->pid_file);
 	free(cfg);
 }
 

@@ -4,7 +4,9 @@
  *
  * agent_config_load() parses the file with libconfuse, validates every
  * value (collecting every problem with file:line), checks that private key
- * files are not readable by group or others, and returns a new immutable
+ * files are not readable by group or others and belong to root, the
+ * caller or `user` (the account the agent will drop to, which reads them
+ * again on every reconnect), and returns a new immutable
  * struct agent_config. The running agent changes nothing until the caller
  * swaps it in; a failed reload keeps the old one.
  *
@@ -161,6 +163,10 @@ struct agent_config {
 	char *shell_user;		/* account the shell runs as ("root") */
 	char *shell_command;		/* "" = that user's login shell */
 	int64_t shell_idle_timeout_ms;	/* no input or output (15 m); 0 off */
+
+	/* least privilege (agent.c); both need a restart to change */
+	char *user;			/* drop to this account, "" = stay */
+	char *pid_file;			/* "" = none */
 };
 
 /* What a reload must restart (bit set = changed). */

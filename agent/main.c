@@ -7,7 +7,8 @@
  *   revtun-agent -V | -h
  *
  * Exit codes (sysexits): 0 stopped by TERM/INT, 64 usage, 78 config,
- * 71 system failure at start-up.
+ * 71 system failure at start-up (including pid_file or a state directory
+ * held by a running agent, and a failed privilege drop).
  */
 #include "config.h"
 

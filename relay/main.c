@@ -3,7 +3,8 @@
  * builds the relay context and runs its loop. Nothing else lives here.
  *
  * Exit codes (sysexits): 0 success, 64 usage, 78 bad configuration,
- * 71 start-up failure (sockets, TLS, keys), 70 the loop failed.
+ * 71 start-up failure (sockets, TLS, keys, pid_file held by a running
+ * instance, privilege drop), 70 the loop failed.
  */
 #include "config.h"
 

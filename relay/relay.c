@@ -7,16 +7,34 @@
  * context is built from it; only if both succeed is anything swapped
  * (config, ACL, operators and keys, CRL, audit file, log level). Open
  * sessions and registered agents are untouched; settings that need a
- * restart (listen addresses, host keys, user) are reported, not applied.
+ * restart (listen addresses, host keys, user, pid_file) are reported, not
+ * applied.
+ *
+ * Least privilege: started as root with `user` set, the relay takes its
+ * pid file, loads its TLS context and host keys, opens the audit log and
+ * binds its listeners, then drops to that user for good (privs.h) before
+ * it accepts anything. After the drop a reload reads the config, operator
+ * keys, CA and CRL as that user. A TLS key only root can read cannot be
+ * read again: the reload then keeps the certificate and key loaded at
+ * start, still takes the new CA, CRL and min_version, and says that a new
+ * key needs a restart (or a key owned by the user). Host keys need a
+ * restart anyway; root-only ones stay as loaded. The audit log's
+ * directory must belong to the user (reopen after rotation creates the
+ * file as the user); the relay refuses to start if it does not.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
 
 #include "acl.h"
 #include "agent_conn.h"
@@ -27,6 +45,8 @@
 #include "log.h"
 #include "loop.h"
 #include "operator.h"
+#include "pidfile.h"
+#include "privs.h"
 #include "registry.h"
 #include "sshsess.h"
 #include "tls.h"
@@ -270,6 +290,59 @@ relay_status(struct relay *r)
 		    (unsigned long long)a->bytes_out);
 }
 
+/*
+ * 1 if a reload must keep the running certificate and key: we dropped
+ * root and the key is one we cannot read (left to root on purpose).
+ */
+static int
+key_unreadable(const struct relay *r, const struct relay_config *ncfg)
+{
+	return r->dropped && access(ncfg->tls_key, R_OK) != 0 &&
+	    errno == EACCES;
+}
+
+/* CA, CRL and min_version of ncfg, checked and loaded into a client
+ * context whose store keep_identity() moves into the running one. */
+static int
+trust_ctx_from(const struct relay_config *ncfg, SSL_CTX **out, char *err,
+	       size_t errlen)
+{
+	struct tls_config tc;
+
+	memset(&tc, 0, sizeof(tc));
+	tc.ca_file = ncfg->tls_ca;
+	tc.crl_file = ncfg->tls_crl[0] != '\0' ? ncfg->tls_crl : NULL;
+	tc.min_version = ncfg->tls_min_version;
+	return tls_ctx_new(&tc, 0, out, err, errlen);
+}
+
+/*
+ * The running context keeps its certificate and key (root's, read at
+ * start) and takes the new trust store (CA + CRL, with the CRL flags set
+ * by tls_ctx_new), the CA names sent to agents and the minimum version.
+ * New handshakes use them; established sessions are not touched.
+ */
+static void
+keep_identity(struct relay *r, const struct relay_config *ncfg,
+	      SSL_CTX *trust)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(trust);
+	STACK_OF(X509_NAME) *names;
+
+	if (X509_STORE_up_ref(store) == 1)
+		SSL_CTX_set_cert_store(r->tls_ctx, store);
+	if ((names = SSL_load_client_CA_file(ncfg->tls_ca)) != NULL)
+		SSL_CTX_set_client_CA_list(r->tls_ctx, names);
+	(void)SSL_CTX_set_min_proto_version(r->tls_ctx,
+	    RT_MAX(ncfg->tls_min_version, TLS1_2_VERSION));
+	ERR_clear_error();
+	log_warn("tls.key %s is not readable by user %s: keeping the "
+	    "certificate and key loaded at start (CA, CRL and min_version "
+	    "reloaded); a new certificate or key needs a restart, or a key "
+	    "owned by %s (mode 0600)", ncfg->tls_key, r->run_user.name,
+	    r->run_user.name);
+}
+
 static void
 relay_reload(struct relay *r)
 {
@@ -277,7 +350,7 @@ relay_reload(struct relay *r)
 	struct cfgu_errors errs;
 	struct audit *na = NULL;
 	struct audit_rec rec;
-	SSL_CTX *nctx = NULL;
+	SSL_CTX *nctx = NULL, *trust = NULL;
 	char err[512], changed[256];
 	unsigned int i;
 
@@ -291,7 +364,16 @@ relay_reload(struct relay *r)
 		log_err("reload failed: keeping the running configuration");
 		return;
 	}
-	if (tls_ctx_from(ncfg, &nctx, err, sizeof(err)) != 0) {
+	if (key_unreadable(r, ncfg)) {
+		/* after the drop, with a key left to root: see the top */
+		if (trust_ctx_from(ncfg, &trust, err, sizeof(err)) != 0) {
+			log_err("%s", err);
+			log_err("reload failed: keeping the running "
+			    "configuration");
+			relay_config_free(ncfg);
+			return;
+		}
+	} else if (tls_ctx_from(ncfg, &nctx, err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		log_err("reload failed: keeping the running configuration");
 		relay_config_free(ncfg);
@@ -305,6 +387,7 @@ relay_reload(struct relay *r)
 			log_err("reload failed: keeping the running "
 			    "configuration");
 			tls_ctx_free(nctx);
+			tls_ctx_free(trust);
 			relay_config_free(ncfg);
 			return;
 		}
@@ -321,9 +404,21 @@ relay_reload(struct relay *r)
 		r->audit = na;
 	} else if (audit_reopen(r->audit) != 0)
 		log_err("audit log %s: reopen failed, still writing to the "
-		    "old file", audit_path(r->audit));
-	tls_ctx_free(r->tls_ctx);
-	r->tls_ctx = nctx;
+		    "old file%s%s", audit_path(r->audit),
+		    r->dropped ? "; its directory and file must belong to "
+		    "user " : "", r->dropped ? r->run_user.name : "");
+	if (nctx != NULL) {
+		tls_ctx_free(r->tls_ctx);
+		r->tls_ctx = nctx;
+	} else {
+		keep_identity(r, ncfg, trust);
+		tls_ctx_free(trust);
+	}
+	if (ncfg->host_keys_unreadable > 0)
+		log_info("host keys: %u not readable by user %s; the ones "
+		    "loaded at start stay in use (host keys change only with "
+		    "a restart)", ncfg->host_keys_unreadable,
+		    r->run_user.name);
 	old = r->cfg;
 	r->cfg = ncfg;
 	/* restart-only settings keep their running values */
@@ -420,6 +515,97 @@ relay_check(const struct relay_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+static void
+pidfile_note(const struct pidfile *pf)
+{
+	long old;
+
+	if (pidfile_was_stale(pf, &old))
+		log_info("pid_file %s: stale (pid %ld no longer holds it): "
+		    "taken over", pidfile_path(pf), old);
+}
+
+/* access() as the user we now are; complains about what a reload or a
+ * log rotation would need. Returns 0, or -1 after filling err (fatal). */
+static int
+after_drop_checks(struct relay *r, char *err, size_t errlen)
+{
+	const struct relay_config *cfg = r->cfg;
+	const char *u = r->run_user.name;
+	char dir[PATH_MAX];
+	size_t i;
+
+	if (r->audit != NULL && strcmp(cfg->audit_log, "-") != 0) {
+		rt_strlcpy(dir, cfg->audit_log, sizeof(dir));
+		if (access(dirname(dir), W_OK | X_OK) != 0) {
+			snprintf(err, errlen, "audit_log %s: directory %s is "
+			    "not writable by user %s (%s), so the log could "
+			    "not be reopened after rotation: give the "
+			    "directory to %s (chown %s %s)", cfg->audit_log,
+			    dir, u, strerror(errno), u, u, dir);
+			return -1;
+		}
+	}
+	if (access(r->cfg_path, R_OK) != 0)
+		log_warn("config %s is not readable by user %s (%s): reloads "
+		    "(HUP) will fail", r->cfg_path, u, strerror(errno));
+	if (access(cfg->tls_key, R_OK) != 0)
+		log_info("tls.key %s is readable only by root: loaded now and "
+		    "kept; a new key needs a restart (or a key owned by %s, "
+		    "mode 0600)", cfg->tls_key, u);
+	for (i = 0; i < cfg->nhost_keys; i++) {
+		if (access(cfg->host_keys[i], R_OK) != 0)
+			log_info("host key %s is readable only by root: loaded "
+			    "now and kept until a restart", cfg->host_keys[i]);
+	}
+	if (access(cfg->tls_ca, R_OK) != 0 || access(cfg->tls_cert,
+	    R_OK) != 0 || (cfg->tls_crl[0] != '\0' &&
+	    access(cfg->tls_crl, R_OK) != 0))
+		log_warn("tls.ca, tls.cert or tls.crl is not readable by user "
+		    "%s: reloads (HUP) will fail until it is", u);
+	return 0;
+}
+
+/*
+ * Drops root once everything that needs it is done (see the top): hands
+ * a root-owned audit file to the user (it reopens it on HUP), drops,
+ * checks. Every failure is fatal: RT_ERR_PERM / RT_ERR_SYS with err.
+ */
+static int
+relay_drop(struct relay *r, char *err, size_t errlen)
+{
+	const struct relay_config *cfg = r->cfg;
+	char why[256];
+	struct stat st;
+	int rc;
+
+	if ((rc = privs_lookup(cfg->user, &r->run_user, why,
+	    sizeof(why))) != 0) {
+		snprintf(err, errlen, "%s", why);
+		return RT_ERR_CONFIG;
+	}
+	if (geteuid() == 0 && r->audit != NULL &&
+	    strcmp(cfg->audit_log, "-") != 0 &&
+	    stat(cfg->audit_log, &st) == 0 && st.st_uid == 0 &&
+	    chown(cfg->audit_log, r->run_user.uid, r->run_user.gid) != 0) {
+		snprintf(err, errlen, "audit_log %s: cannot give it to user "
+		    "%s: %s", cfg->audit_log, cfg->user, strerror(errno));
+		return RT_ERR_SYS;
+	}
+	if ((rc = privs_drop(&r->run_user, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "dropping privileges to user %s: %s",
+		    cfg->user, why);
+		return rc;
+	}
+	r->dropped = 1;
+	if (after_drop_checks(r, err, errlen) != 0)
+		return RT_ERR_PERM;
+	log_info("running as user %s (uid %u, gid %u), no capabilities",
+	    r->run_user.name, (unsigned)r->run_user.uid,
+	    (unsigned)r->run_user.gid);
+	return 0;
+}
+
 int
 relay_new(struct relay_config *cfg, const char *cfg_path, struct relay **out,
 	  char *err, size_t errlen)
@@ -444,6 +630,13 @@ relay_new(struct relay_config *cfg, const char *cfg_path, struct relay **out,
 	TAILQ_INIT(&r->operators);
 	TAILQ_INIT(&r->bridges);
 
+	/* First: a second instance stops here, before it binds anything. */
+	if (cfg->pid_file[0] != '\0') {
+		if ((rc = pidfile_open(cfg->pid_file, "pid_file", &r->pidfile,
+		    err, errlen)) != 0)
+			goto fail;
+		pidfile_note(r->pidfile);
+	}
 	if ((rc = loop_new(&r->loop)) != 0) {
 		snprintf(err, errlen, "event loop: %s", rt_strerror_errno(rc));
 		goto fail;
@@ -482,9 +675,8 @@ relay_new(struct relay_config *cfg, const char *cfg_path, struct relay **out,
 		snprintf(err, errlen, "timer: out of memory");
 		goto fail;
 	}
-	if (cfg->user != NULL && cfg->user[0] != '\0')
-		log_warn("user \"%s\": dropping privileges is not implemented "
-		    "yet; running as uid %u", cfg->user, (unsigned)getuid());
+	if (cfg->user[0] != '\0' && (rc = relay_drop(r, err, errlen)) != 0)
+		goto fail;
 	if (acl_glob_count(cfg->acl) > 0)
 		log_warn("ACL uses %u glob patterns (acl_allow_glob is on): "
 		    "every matching agent and service is reachable",
@@ -538,5 +730,6 @@ relay_free(struct relay *r)
 	audit_close(r->audit);
 	loop_free(r->loop);
 	relay_config_free(r->cfg);
+	pidfile_close(r->pidfile, 1);
 	free(r);
 }

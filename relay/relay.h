@@ -43,9 +43,11 @@
 
 #include "audit.h"
 #include "net.h"
+#include "privs.h"
 #include "relay_config.h"
 
 struct loop;
+struct pidfile;
 struct loop_watch;
 struct loop_timer;
 struct buf;
@@ -284,6 +286,12 @@ struct relay {
 	int64_t stop_deadline;
 	int64_t t_start_wall;
 	struct relay_stats st;
+
+	/* least privilege (relay.c): pid file held locked for our whole
+	 * life; the account we run as once `user` is set */
+	struct pidfile *pidfile;	/* NULL: no pid_file */
+	int dropped;			/* running as run_user */
+	struct privs_user run_user;
 };
 
 /*

@@ -36,6 +36,7 @@
 #include "acl.h"
 #include "err.h"
 #include "log.h"
+#include "privs.h"
 #include "relay_config.h"
 #include "util.h"
 
@@ -158,6 +159,7 @@ schema(void)
 		O_LIST("operator_listen", "{}"),
 		O_LIST("host_keys", HOST_KEY_DEFAULT),
 		O_STR("user", ""),
+		O_STR("pid_file", ""),
 		O_STR("log_level", "info"),
 		O_BOOL("syslog", cfg_false),
 		O_STR("audit_log", AUDIT_DEFAULT),
@@ -357,7 +359,7 @@ check_file(struct build *b, cfg_t *sec, const char *label, const char *name,
 
 static void
 check_key_file(struct build *b, cfg_t *sec, const char *label,
-	       const char *name, const char *path)
+	       const char *name, const char *path, uid_t run_uid)
 {
 	char why[CFGU_ERRLEN];
 
@@ -366,7 +368,7 @@ check_key_file(struct build *b, cfg_t *sec, const char *label,
 		    label, path);
 		return;
 	}
-	if (cfgu_check_key_perms(path, why, sizeof(why)) < 0)
+	if (cfgu_check_key_perms_for(path, run_uid, why, sizeof(why)) < 0)
 		OPT_ERR(b, sec, name, "%s: %s", label, why);
 }
 
@@ -426,6 +428,25 @@ build_top(struct build *b, cfg_t *root, struct relay_config *c)
 
 	build_listen(b, root, c);
 
+	/* user first: keys owned by that user are acceptable (the relay
+	 * reads them again after the drop, on reload) */
+	c->user = get_str(b, root, "user");
+	c->user_uid = (uid_t)-1;
+	if (c->user != NULL && *c->user != '\0') {
+		struct privs_user pu;
+		char why[CFGU_ERRLEN / 2];
+
+		if (privs_lookup(c->user, &pu, why, sizeof(why)) != 0)
+			OPT_ERR(b, root, "user", "%s", why);
+		else
+			c->user_uid = pu.uid;
+	}
+	c->pid_file = get_str(b, root, "pid_file");
+	if (c->pid_file != NULL && *c->pid_file != '\0' &&
+	    c->pid_file[0] != '/')
+		OPT_ERR(b, root, "pid_file", "pid_file: \"%s\" must be an "
+		    "absolute path or \"\" (none)", c->pid_file);
+
 	c->host_keys = get_list(b, root, "host_keys", &c->nhost_keys);
 	if (c->nhost_keys == 0)
 		OPT_ERR(b, root, "host_keys", "host_keys: at least one key "
@@ -434,9 +455,18 @@ build_top(struct build *b, cfg_t *root, struct relay_config *c)
 		const char *p = c->host_keys[i];
 		unsigned int before = b->nerr;
 
-		check_key_file(b, root, "host_keys", "host_keys", p);
+		check_key_file(b, root, "host_keys", "host_keys", p,
+		    c->user_uid);
 		if (b->nerr != before)
 			continue;
+		/* Reloading after the drop: a root-only host key cannot be
+		 * read, and need not be (host keys need a restart anyway;
+		 * the running relay keeps the ones it loaded). */
+		if (geteuid() != 0 && access(p, R_OK) != 0 &&
+		    errno == EACCES) {
+			c->host_keys_unreadable++;
+			continue;
+		}
 		key = NULL;
 		if (ssh_pki_import_privkey_file(p, NULL, NULL, NULL, &key) !=
 		    SSH_OK)
@@ -445,10 +475,6 @@ build_top(struct build *b, cfg_t *root, struct relay_config *c)
 			    "passphrase)", p);
 		ssh_key_free(key);
 	}
-
-	c->user = get_str(b, root, "user");
-	if (c->user != NULL && *c->user != '\0' && getpwnam(c->user) == NULL)
-		OPT_ERR(b, root, "user", "user: no such user \"%s\"", c->user);
 
 	s = cfg_getstr(root, "log_level");
 	if (log_level_parse(s, &lvl) < 0) {
@@ -499,7 +525,8 @@ build_tls(struct build *b, cfg_t *root, struct relay_config *c)
 	if (*c->tls_key == '\0')
 		OPT_ERR(b, t, "key", "tls.key: required");
 	else
-		check_key_file(b, t, "tls.key", "key", c->tls_key);
+		check_key_file(b, t, "tls.key", "key", c->tls_key,
+		    c->user_uid);
 	if (*c->tls_crl != '\0')
 		check_file(b, t, "tls.crl", "crl", c->tls_crl, 0);
 
@@ -1004,6 +1031,7 @@ relay_config_free(struct relay_config *c)
 	free(c->operators);
 	free(c->audit_log);
 	free(c->user);
+	free(c->pid_file);
 	free(c);
 }
 
@@ -1060,5 +1088,7 @@ relay_config_restart_needed(const struct relay_config *o,
 		append_name(buf, len, count++, "host_keys");
 	if (strcmp(o->user, n->user) != 0)
 		append_name(buf, len, count++, "user");
+	if (strcmp(o->pid_file, n->pid_file) != 0)
+		append_name(buf, len, count++, "pid_file");
 	return count;
 }

@@ -9,8 +9,8 @@
  * fails leaves the old one in place.
  *
  * Settings that cannot change without a restart (listen addresses, host
- * keys, user) are compared by relay_config_restart_needed(), which names
- * them so the relay can log "changed X: needs a restart".
+ * keys, user, pid_file) are compared by relay_config_restart_needed(),
+ * which names them so the relay can log "changed X: needs a restart".
  *
  * conf/relay.conf is the annotated example; docs/relay.conf.5 lists every
  * option with its default.
@@ -24,16 +24,18 @@
  *
  * Checks beyond syntax: listen addresses are literal (no names), at most
  * RELAY_MAX_LISTEN each and never repeated across both lists; host keys
- * and tls.key pass cfgu_check_key_perms() and host keys load with libssh;
- * tls.ca / cert / crl exist; user exists; operator keys are plain
- * authorized_keys lines (no options, no certificates), unique across
- * operators; keys_file is not writable by group or others.
+ * and tls.key pass cfgu_check_key_perms_for() (owner root, the caller or
+ * `user`) and host keys load with libssh; tls.ca / cert / crl exist;
+ * user exists and is not uid 0; pid_file is absolute; operator keys are
+ * plain authorized_keys lines (no options, no certificates), unique
+ * across operators; keys_file is not writable by group or others.
  */
 #ifndef RT_RELAY_CONFIG_H
 #define RT_RELAY_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <libssh/libssh.h>
 
@@ -113,6 +115,11 @@ struct relay_config {
 	int log_level;				/* enum log_level */
 
 	char *user;				/* drop privileges to, "" = stay */
+	uid_t user_uid;				/* its uid, (uid_t)-1 if none */
+	char *pid_file;				/* "" = none */
+	/* host keys this process may not read (a reload after the drop,
+	 * keys left to root): not loaded, the running relay keeps its own */
+	unsigned int host_keys_unreadable;
 };
 
 /*
@@ -140,7 +147,7 @@ const struct relay_operator *relay_config_operator(
 
 /*
  * Compares old and new; writes the names of changed restart-only settings
- * ("listen, operator_listen, host_keys, user", in that order, comma
+ * ("listen, operator_listen, host_keys, user, pid_file", in that order, comma
  * separated; "" if none, cut to len) into buf and returns their count
  * (0 = none). Lists compare element by element, in order.
  */

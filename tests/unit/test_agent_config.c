@@ -1032,6 +1032,48 @@ test_telemetry_diff(void)
 	fx_done(&f);
 }
 
+/* user, pid_file; a key owned by `user` is fine; the shell must run as
+ * that user. */
+static void
+test_user(void)
+{
+	char key[600];
+	struct fx f;
+
+	CU_ASSERT_FATAL(fx_init(&f) == 0);
+	CU_ASSERT_EQUAL(fx_load(&f, ""), 0);
+	CU_ASSERT_STRING_EQUAL(f.cfg->user, "");
+	CU_ASSERT_STRING_EQUAL(f.cfg->pid_file, "");
+	CU_ASSERT_EQUAL(fx_load(&f, "user = \"nobody\"\n"
+	    "pid_file = \"/run/revtun-agent.pid\"\n"), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f.cfg);
+	CU_ASSERT_STRING_EQUAL(f.cfg->user, "nobody");
+	CU_ASSERT_STRING_EQUAL(f.cfg->pid_file, "/run/revtun-agent.pid");
+	EXPECT_ONE(&f, "user = \"no-such-user-rt\"\n", NAME ":",
+	    "no such user");
+	EXPECT_ONE(&f, "user = \"root\"\n", NAME ":",
+	    "uid 0, which drops nothing");
+	EXPECT_ONE(&f, "user = \"a b\"\n", NAME ":18:",
+	    "not a user name");
+	EXPECT_ONE(&f, "pid_file = \"run/a.pid\"\n", NAME ":18:",
+	    "pid_file");
+	/* the shell cannot become anyone else after the drop */
+	EXPECT_ONE(&f, "user = \"nobody\"\nshell {\n\tenable = true\n}\n",
+	    NAME ":", "drops to user \"nobody\" at start");
+	CU_ASSERT_EQUAL(fx_load(&f, "user = \"nobody\"\nshell {\n"
+	    "\tenable = true\n\tuser = \"nobody\"\n}\n"), 0);
+	if (geteuid() == 0) {
+		/* checked as root before the drop: the key may be nobody's,
+		 * not some third account's */
+		snprintf(key, sizeof(key), "%s/agent.key", f.dir);
+		CU_ASSERT_FATAL(chown(key, 65534, 65534) == 0);
+		CU_ASSERT_EQUAL(fx_load(&f, "user = \"nobody\"\n"), 0);
+		CU_ASSERT_EQUAL(fx_load(&f, ""), RT_ERR_PERM);
+		CU_ASSERT_TRUE(has_err(&f, NAME ":", "neither root nor"));
+	}
+	fx_done(&f);
+}
+
 int
 suite_agent_config(void)
 {
@@ -1050,6 +1092,7 @@ suite_agent_config(void)
 		{ "syntax_and_typo", test_syntax_and_typo },
 		{ "collects_all", test_collects_all },
 		{ "key_perms", test_key_perms },
+		{ "user", test_user },
 		{ "diff", test_diff },
 		{ "example_conf", test_example_conf },
 		{ "load_file", test_load_file },

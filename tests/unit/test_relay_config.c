@@ -164,7 +164,7 @@ test_full(void)
 	    "listen = {\"*:443\", \"[::1]:8443\"}\n"		/* 1 */
 	    "operator_listen = {\"127.0.0.1:2222\"}\n"		/* 2 */
 	    "host_keys = {\"%s/host_key\"}\n"			/* 3 */
-	    "user = \"root\"\n"					/* 4 */
+	    "user = \"nobody\"\n"					/* 4 */
 	    "log_level = \"debug\"\n"				/* 5 */
 	    "syslog = true\n"					/* 6 */
 	    "audit_log = \"-\"\n"				/* 7 */
@@ -208,7 +208,9 @@ test_full(void)
 	CU_ASSERT_EQUAL(c->nop_listen, 1);
 	CU_ASSERT_STRING_EQUAL(c->op_listen[0], "127.0.0.1:2222");
 	CU_ASSERT_EQUAL(c->nhost_keys, 1);
-	CU_ASSERT_STRING_EQUAL(c->user, "root");
+	CU_ASSERT_STRING_EQUAL(c->user, "nobody");
+	CU_ASSERT_NOT_EQUAL(c->user_uid, 0);
+	CU_ASSERT_STRING_EQUAL(c->pid_file, "");
 	CU_ASSERT_EQUAL(c->log_level, LOG_LVL_DEBUG);
 	CU_ASSERT_EQUAL(c->log_syslog, 1);
 	CU_ASSERT_STRING_EQUAL(c->audit_log, "-");
@@ -415,6 +417,10 @@ test_errors(void)
 		    "absolute" },
 		{ NULL, "user = \"no-such-user-rt\"\n", "t.conf:11:",
 		    "no such user" },
+		{ NULL, "user = \"root\"\n", "t.conf:11:",
+		    "uid 0, which drops nothing" },
+		{ NULL, "pid_file = \"run/r.pid\"\n", "t.conf:11:",
+		    "pid_file: \"run/r.pid\" must be an absolute path" },
 		{ NULL, "bogus = 1\n", "t.conf:11:", "bogus" },
 	};
 
@@ -488,7 +494,8 @@ test_restart_needed(void)
 	CU_ASSERT_EQUAL_FATAL(relay_config_load_buf(text, "a", &a, &e), 0);
 	CU_ASSERT_EQUAL_FATAL(relay_config_load_buf(text, "b", &b, &e), 0);
 	base(text, sizeof(text), NULL, "listen = {\"*:8443\"}\n"
-	    "user = \"root\"\nlimits {\n max_pending = 70\n}\n");
+	    "user = \"nobody\"\npid_file = \"/run/r.pid\"\n"
+	    "limits {\n max_pending = 70\n}\n");
 	CU_ASSERT_EQUAL_FATAL(relay_config_load_buf(text, "c", &c, &e), 0);
 
 	strcpy(buf, "junk");
@@ -496,8 +503,8 @@ test_restart_needed(void)
 	    0);
 	CU_ASSERT_STRING_EQUAL(buf, "");
 	CU_ASSERT_EQUAL(relay_config_restart_needed(a, c, buf, sizeof(buf)),
-	    2);
-	CU_ASSERT_STRING_EQUAL(buf, "listen, user");
+	    3);
+	CU_ASSERT_STRING_EQUAL(buf, "listen, user, pid_file");
 	relay_config_free(a);
 	relay_config_free(b);
 	relay_config_free(c);
