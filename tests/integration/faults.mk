@@ -11,7 +11,8 @@ FAULT_ITESTS = \
 	tests/integration/fault_clock.sh \
 	tests/integration/fault_config.sh \
 	tests/integration/fault_pipe.sh \
-	tests/integration/fault_ssh_wire.sh
+	tests/integration/fault_ssh_wire.sh \
+	tests/integration/privdrop.sh
 
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md \
