@@ -11,6 +11,7 @@ relay_librelay_a_SOURCES = \
 	relay/registry.c relay/registry.h \
 	relay/agent_conn.c relay/agent_conn.h \
 	relay/operator.c relay/operator.h \
+	relay/penalty.c relay/penalty.h \
 	relay/bridge.c relay/bridge.h
 relay_librelay_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS)
 RELAY_LIBS = relay/librelay.a $(COMMON_LIBS) $(LIBSSH_LIBS)
@@ -27,6 +28,7 @@ tests_unit_relay_unit_SOURCES = \
 	tests/unit/relay_main.c \
 	tests/unit/test_acl.c \
 	tests/unit/test_audit.c \
+	tests/unit/test_penalty.c \
 	tests/unit/test_protodetect.c \
 	tests/unit/test_relay_config.c
 tests_unit_relay_unit_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/relay

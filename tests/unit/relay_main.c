@@ -5,6 +5,7 @@
 
 int suite_acl(void);
 int suite_audit(void);
+int suite_penalty(void);
 int suite_protodetect(void);
 int suite_relay_config(void);
 
@@ -12,7 +13,8 @@ int
 main(int argc, char **argv)
 {
 	static const unit_suite_fn suites[] = {
-		suite_acl, suite_audit, suite_protodetect, suite_relay_config,
+		suite_acl, suite_audit, suite_penalty, suite_protodetect,
+		suite_relay_config,
 		NULL,
 	};
 
