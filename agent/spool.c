@@ -941,6 +941,12 @@ spool_open(const struct spool_config *cfg, struct spool **out, char *err,
 	s = NULL;
 	r = 0;
  out:
+	/* Allocation failures have no message of their own yet (cfg was
+	 * checked before the first allocation). */
+	if (r == RT_ERR_NOMEM && err[0] == '\0')
+		snprintf(err, errlen, "spool %s: %s", cfg->dir != NULL &&
+		    cfg->dir[0] != '\0' ? cfg->dir : "(memory only)",
+		    rt_strerror(r));
 	spool_close(s);
 	return r;
 }

@@ -233,6 +233,69 @@ strip_comments(const char *text, size_t len, const char **why,
 	return out;
 }
 
+/*
+ * 1 if every option of cfg that has a default value holds a value, in
+ * every section, 0 if not. libconfuse 3.3 sets defaults in cfg_init() and
+ * for each section it creates while parsing, and ignores an allocation
+ * failure there: the option is left without a value, so cfg_getstr()
+ * gives NULL, cfg_getsec() NULL and cfg_getint() 0 to a loader that
+ * rightly expects the default. (List defaults are parsed by libconfuse's
+ * scanner, which aborts the process instead; nothing to check there.)
+ */
+static int
+defaults_complete(cfg_t *cfg)
+{
+	if (cfg == NULL || cfg->opts == NULL)
+		return 0;
+	for (cfg_opt_t *o = cfg->opts; o->name != NULL; o++) {
+		if (o->simple_value.ptr != NULL)
+			continue;
+		for (unsigned int i = 0; i < o->nvalues; i++) {
+			if (o->values[i] == NULL ||
+			    (o->type == CFGT_SEC &&
+			    !defaults_complete(o->values[i]->section)) ||
+			    (o->type == CFGT_STR && o->values[i]->string == NULL))
+				return 0;
+		}
+		if (o->nvalues > 0 || (o->flags & (CFGF_NODEFAULT | CFGF_LIST)))
+			continue;
+		switch (o->type) {
+		case CFGT_SEC:
+			if (!(o->flags & CFGF_MULTI))
+				return 0;
+			break;
+		case CFGT_INT:
+		case CFGT_FLOAT:
+		case CFGT_BOOL:
+			return 0;
+		case CFGT_STR:
+			if (o->def.string != NULL)
+				return 0;
+			break;
+		default:
+			break;
+		}
+	}
+	return 1;
+}
+
+cfg_t *
+cfgu_getnsec(cfg_t *cfg, const char *name, unsigned int index)
+{
+	/* cfg_getopt() on a plain name only searches; no allocation. */
+	cfg_opt_t *opt = cfg != NULL ? cfg_getopt(cfg, name) : NULL;
+
+	if (opt == NULL || opt->type != CFGT_SEC)
+		return NULL;
+	return cfg_opt_getnsec(opt, index);
+}
+
+cfg_t *
+cfgu_getsec(cfg_t *cfg, const char *name)
+{
+	return cfgu_getnsec(cfg, name, 0);
+}
+
 /* Parses len bytes at text into cfg, labelling messages with name. */
 static int
 parse_mem(cfg_t *cfg, const char *text, size_t len, const char *name,
@@ -291,6 +354,11 @@ parse_mem(cfg_t *cfg, const char *text, size_t len, const char *name,
 	switch (cr) {
 	case CFG_SUCCESS:
 		r = 0;
+		if (!defaults_complete(cfg)) {
+			cfgu_errors_add(e, "%s: out of memory (setting default "
+					"values)", name);
+			r = RT_ERR_NOMEM;
+		}
 		break;
 	case CFG_PARSE_ERROR:
 		r = RT_ERR_CONFIG;

@@ -67,7 +67,9 @@ void cfgu_errors_add_at(struct cfgu_errors *e, cfg_t *cfg, const char *fmt,
  * log. Returns 0, RT_ERR_CONFIG (syntax or validation error),
  * RT_ERR_SYS (open/read: "PATH: cannot open: No such file or directory"),
  * RT_ERR_INVAL, RT_ERR_TOOBIG or RT_ERR_NOMEM, each with a message in e
- * naming the file. Not reentrant (libconfuse's lexer is not either).
+ * naming the file. RT_ERR_NOMEM also when libconfuse failed to set a
+ * default value in cfg_init() or in a section it created (it does not
+ * report that itself). Not reentrant (libconfuse's lexer is not either).
  */
 int cfgu_parse(cfg_t *cfg, const char *path, size_t max_bytes,
 	       struct cfgu_errors *e);
@@ -76,6 +78,16 @@ int cfgu_parse(cfg_t *cfg, const char *path, size_t max_bytes,
  * name labels the messages (NULL: "[buf]"). */
 int cfgu_parse_buf(cfg_t *cfg, const char *text, const char *name,
 		   struct cfgu_errors *e);
+
+/*
+ * cfg_getsec() / cfg_getnsec() without allocating: libconfuse 3.3's own
+ * copy the name (strndup) on every call and return NULL when that fails,
+ * the same NULL as for a missing section. name must be a plain option
+ * name (no "a|b" path). Returns the section, or NULL if cfg is NULL, name
+ * is not a section option or index is out of range.
+ */
+cfg_t *cfgu_getsec(cfg_t *cfg, const char *name);
+cfg_t *cfgu_getnsec(cfg_t *cfg, const char *name, unsigned int index);
 
 /* Parse a duration / size string (syntax above) into *ms / *bytes. Return
  * 0, or RT_ERR_INVAL leaving the output untouched. Durations above 30 days
