@@ -25,6 +25,15 @@ tests_unit_common_unit_SOURCES = \
 tests_unit_common_unit_CPPFLAGS = $(AM_CPPFLAGS) $(CUNIT_CFLAGS)
 tests_unit_common_unit_LDADD = tests/unit/libunit.a $(COMMON_LIBS) $(CUNIT_LIBS)
 
+# Allocation-failure torture (FAULTS.md P6): fails the N-th allocation for
+# every N over the loaders and core objects (exits 77 in --enable-asan).
+check_PROGRAMS += tests/unit/alloc-torture
+TESTS += tests/unit/alloc-torture
+tests_unit_alloc_torture_SOURCES = tests/unit/alloc_torture.c
+tests_unit_alloc_torture_CPPFLAGS = $(AM_CPPFLAGS) $(LIBSSH_CFLAGS) $(LIBSSH2_CFLAGS) \
+	-I$(top_srcdir)/agent -I$(top_srcdir)/relay
+tests_unit_alloc_torture_LDADD = tests/unit/libunit.a $(RELAY_LIBS) $(AGENT_LIBS) $(CUNIT_LIBS)
+
 include tests/integration/local.mk
 
 # Fuzz corpora (tests/fuzz/corpus/NAME/) replay in make check through each
