@@ -142,6 +142,17 @@ schema(void)
 		O_STR("channel_buffer", "256k"),
 		O_INT("operator_max_channels", 32),
 		O_STR("operator_idle_timeout", "0"),
+		O_STR("operator_channel_idle_timeout", "0"),
+		O_INT("operator_max_denials", 10),
+		O_STR("operator_denial_window", "10s"),
+		O_BOOL("penalties", cfg_true),
+		O_LIST("penalty_exempt", "{\"127.0.0.0/8\", \"::1\"}"),
+		O_STR("penalty_authfail", "5s"),
+		O_STR("penalty_noauth", "1s"),
+		O_STR("penalty_guessing", "30s"),
+		O_STR("penalty_min", "15s"),
+		O_STR("penalty_max", "10m"),
+		O_INT("penalty_max_sources", 65536),
 		O_STR("auth_timeout", "30s"),
 		O_INT("auth_max_tries", 6),
 		O_STR("shutdown_timeout", "10s"),
@@ -587,6 +598,45 @@ build_agents(struct build *b, cfg_t *root, struct relay_config *c)
 	    100);
 }
 
+/* limits.penalties and limits.penalty_*: see penalty.h. */
+static void
+build_penalties(struct build *b, cfg_t *l, struct relay_config *c)
+{
+	struct pen_policy *p = &c->penalty;
+	size_t n = cfg_size(l, "penalty_exempt");
+	const char *why;
+
+	c->penalties = cfg_getbool(l, "penalties") != cfg_false;
+	if ((c->penalty_exempt = calloc(n + 1, sizeof(*c->penalty_exempt))) ==
+	    NULL) {
+		b->nomem = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *s = cfg_getnstr(l, "penalty_exempt", i);
+
+		if (pen_net_parse(s, &c->penalty_exempt[i], &why) != 0)
+			OPT_ERR(b, l, "penalty_exempt", "limits.penalty_exempt: "
+			    "\"%s\": %s", s, why);
+	}
+	c->npenalty_exempt = n;
+	p->ms[PEN_AUTHFAIL] = get_duration(b, l, "limits", "penalty_authfail",
+	    0, 86400 * 1000);
+	p->ms[PEN_NOAUTH] = get_duration(b, l, "limits", "penalty_noauth", 0,
+	    86400 * 1000);
+	p->ms[PEN_GUESSING] = get_duration(b, l, "limits", "penalty_guessing",
+	    0, 86400 * 1000);
+	p->min_ms = get_duration(b, l, "limits", "penalty_min", 0,
+	    86400 * 1000);
+	p->max_ms = get_duration(b, l, "limits", "penalty_max", 1000,
+	    86400 * 1000);
+	if (p->min_ms > p->max_ms)
+		OPT_ERR(b, l, "penalty_min", "limits.penalty_min: longer than "
+		    "limits.penalty_max: no source would ever be refused");
+	p->max_sources = get_uint(b, l, "limits", "penalty_max_sources", 1,
+	    1000000);
+}
+
 static void
 build_limits(struct build *b, cfg_t *root, struct relay_config *c)
 {
@@ -620,6 +670,18 @@ build_limits(struct build *b, cfg_t *root, struct relay_config *c)
 	c->auth_max_tries = get_uint(b, l, "limits", "auth_max_tries", 1, 100);
 	c->shutdown_timeout_ms = get_duration(b, l, "limits",
 	    "shutdown_timeout", 0, 3600 * 1000);
+	c->operator_channel_idle_timeout_ms = get_duration(b, l, "limits",
+	    "operator_channel_idle_timeout", 0, 30LL * 86400 * 1000);
+	if (c->operator_channel_idle_timeout_ms > 0 &&
+	    c->operator_channel_idle_timeout_ms < 1000)
+		OPT_ERR(b, l, "operator_channel_idle_timeout", "limits."
+		    "operator_channel_idle_timeout: at least 1s (or 0: "
+		    "none)");
+	c->operator_max_denials = get_uint(b, l, "limits",
+	    "operator_max_denials", 0, 1000000);
+	c->operator_denial_window_ms = get_duration(b, l, "limits",
+	    "operator_denial_window", 1000, 86400 * 1000);
+	build_penalties(b, l, c);
 }
 
 /* --- operators --- */
@@ -1014,6 +1076,7 @@ relay_config_free(struct relay_config *c)
 	free_list(c->agent_allow, c->nagent_allow);
 	free_list(c->service_allow, c->nservice_allow);
 	free(c->domain_suffix);
+	free(c->penalty_exempt);
 	acl_free(c->acl);
 	for (size_t i = 0; i < c->noperators; i++) {
 		struct relay_operator *op = &c->operators[i];

@@ -40,6 +40,7 @@
 #include <libssh/libssh.h>
 
 #include "cfgutil.h"
+#include "penalty.h"
 
 struct acl;
 
@@ -92,6 +93,17 @@ struct relay_config {
 	int64_t auth_timeout_ms;		/* login grace (30 s) */
 	unsigned int auth_max_tries;		/* per connection (6) */
 	char *domain_suffix;			/* stripped from targets, "" none */
+	int64_t operator_channel_idle_timeout_ms;	/* per channel, 0 = none */
+	unsigned int operator_max_denials;	/* denied opens/commands per
+						   window and connection (10),
+						   0 = no limit */
+	int64_t operator_denial_window_ms;	/* 10 s */
+
+	/* per-source penalties (penalty.h) */
+	int penalties;				/* on unless "false" */
+	size_t npenalty_exempt;
+	struct pen_net *penalty_exempt;		/* never penalized */
+	struct pen_policy penalty;		/* durations, min, max, table */
 
 	/* listeners and abuse limits */
 	int64_t handshake_timeout_ms;		/* TLS/SSH handshake deadline (10 s) */

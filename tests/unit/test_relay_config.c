@@ -307,6 +307,72 @@ test_defaults(void)
 	CU_ASSERT_EQUAL(c->auth_timeout_ms, 30000);
 	CU_ASSERT_EQUAL(c->auth_max_tries, 6);
 	CU_ASSERT_EQUAL(c->shutdown_timeout_ms, 10000);
+	CU_ASSERT_EQUAL(c->operator_channel_idle_timeout_ms, 0);
+	CU_ASSERT_EQUAL(c->operator_max_denials, 10);
+	CU_ASSERT_EQUAL(c->operator_denial_window_ms, 10000);
+	CU_ASSERT_EQUAL(c->penalties, 1);
+	CU_ASSERT_EQUAL(c->penalty.ms[PEN_AUTHFAIL], 5000);
+	CU_ASSERT_EQUAL(c->penalty.ms[PEN_NOAUTH], 1000);
+	CU_ASSERT_EQUAL(c->penalty.ms[PEN_GUESSING], 30000);
+	CU_ASSERT_EQUAL(c->penalty.min_ms, 15000);
+	CU_ASSERT_EQUAL(c->penalty.max_ms, 600000);
+	CU_ASSERT_EQUAL(c->penalty.max_sources, 65536);
+	/* the relay's own host (a local proxy, a health check) */
+	CU_ASSERT_EQUAL(c->npenalty_exempt, 2);
+	CU_ASSERT(pen_net_match(c->penalty_exempt, c->npenalty_exempt,
+	    "127.0.0.2"));
+	CU_ASSERT(pen_net_match(c->penalty_exempt, c->npenalty_exempt,
+	    "::1"));
+	CU_ASSERT(!pen_net_match(c->penalty_exempt, c->npenalty_exempt,
+	    "192.0.2.1"));
+	relay_config_free(c);
+}
+
+/* The operator abuse settings, set. */
+static void
+test_penalty_settings(void)
+{
+	char text[4096];
+	struct cfgu_errors e;
+	struct relay_config *c = NULL;
+	int r;
+
+	base(text, sizeof(text), NULL, "limits {\n"
+	    " penalties = false\n"
+	    " penalty_exempt = {\"10.0.0.0/8\", \"2001:db8::/32\"}\n"
+	    " penalty_authfail = \"2s\"\n penalty_noauth = \"0\"\n"
+	    " penalty_guessing = \"1m\"\n penalty_min = \"0\"\n"
+	    " penalty_max = \"1h\"\n penalty_max_sources = 100\n"
+	    " operator_max_denials = 0\n"
+	    " operator_denial_window = \"1m\"\n"
+	    " operator_channel_idle_timeout = \"5m\"\n}\n");
+	cfgu_errors_init(&e);
+	r = relay_config_load_buf(text, "p.conf", &c, &e);
+	if (r != 0)
+		dump(&e);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	CU_ASSERT_EQUAL(c->penalties, 0);
+	CU_ASSERT_EQUAL(c->npenalty_exempt, 2);
+	CU_ASSERT(pen_net_match(c->penalty_exempt, 2, "10.9.8.7"));
+	CU_ASSERT(pen_net_match(c->penalty_exempt, 2, "2001:db8:5::1"));
+	CU_ASSERT(!pen_net_match(c->penalty_exempt, 2, "127.0.0.1"));
+	CU_ASSERT_EQUAL(c->penalty.ms[PEN_AUTHFAIL], 2000);
+	CU_ASSERT_EQUAL(c->penalty.ms[PEN_NOAUTH], 0);
+	CU_ASSERT_EQUAL(c->penalty.ms[PEN_GUESSING], 60000);
+	CU_ASSERT_EQUAL(c->penalty.min_ms, 0);
+	CU_ASSERT_EQUAL(c->penalty.max_ms, 3600000);
+	CU_ASSERT_EQUAL(c->penalty.max_sources, 100);
+	CU_ASSERT_EQUAL(c->operator_max_denials, 0);
+	CU_ASSERT_EQUAL(c->operator_denial_window_ms, 60000);
+	CU_ASSERT_EQUAL(c->operator_channel_idle_timeout_ms, 300000);
+	relay_config_free(c);
+
+	/* an empty exempt list: loopback is penalized too */
+	base(text, sizeof(text), NULL, "limits {\n penalty_exempt = {}\n}\n");
+	cfgu_errors_init(&e);
+	CU_ASSERT_EQUAL_FATAL(relay_config_load_buf(text, "p.conf", &c, &e),
+	    0);
+	CU_ASSERT_EQUAL(c->npenalty_exempt, 0);
 	relay_config_free(c);
 }
 
@@ -422,6 +488,27 @@ test_errors(void)
 		{ NULL, "pid_file = \"run/r.pid\"\n", "t.conf:11:",
 		    "pid_file: \"run/r.pid\" must be an absolute path" },
 		{ NULL, "bogus = 1\n", "t.conf:11:", "bogus" },
+		{ NULL, "limits {\n penalty_exempt = {\"10.0.0.0/8\",\n"
+		    " \"10.0.0.1/8\"}\n}\n", "t.conf:12:", "\"10.0.0.1/8\": "
+		    "address has bits set past the prefix length" },
+		{ NULL, "limits {\n penalty_exempt = {\"gw.example\"}\n}\n",
+		    "t.conf:12:", "not a literal IPv4 or IPv6 address" },
+		{ NULL, "limits {\n penalty_exempt = {\"::1/129\"}\n}\n",
+		    "t.conf:12:", "prefix length must be 0-128" },
+		{ NULL, "limits {\n\n penalty_min = \"20m\"\n}\n",
+		    "t.conf:13:", "limits.penalty_min: longer than "
+		    "limits.penalty_max" },
+		{ NULL, "limits {\n penalty_max = \"0\"\n}\n", "t.conf:12:",
+		    "limits.penalty_max" },
+		{ NULL, "limits {\n penalty_max_sources = 0\n}\n",
+		    "t.conf:12:", "limits.penalty_max_sources: 0 is out of "
+		    "range" },
+		{ NULL, "limits {\n penalties = maybe\n}\n", "t.conf:",
+		    "penalties" },
+		{ NULL, "limits {\n operator_channel_idle_timeout = "
+		    "\"500ms\"\n}\n", "t.conf:12:", "at least 1s" },
+		{ NULL, "limits {\n operator_denial_window = \"0\"\n}\n",
+		    "t.conf:12:", "limits.operator_denial_window" },
 	};
 
 	snprintf(k1, sizeof(k1), "%s", key1);
@@ -603,6 +690,8 @@ suite_relay_config(void)
 	if (s == NULL ||
 	    CU_add_test(s, "full config", test_full) == NULL ||
 	    CU_add_test(s, "defaults", test_defaults) == NULL ||
+	    CU_add_test(s, "penalty settings", test_penalty_settings) ==
+	    NULL ||
 	    CU_add_test(s, "errors with lines", test_errors) == NULL ||
 	    CU_add_test(s, "all errors at once",
 	    test_all_errors_at_once) == NULL ||
