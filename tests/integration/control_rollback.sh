@@ -99,8 +99,8 @@ rt_ok "rollback event in the relay audit log (id 1), acked, queue empty"
 # -- an operator cannot reach the events channel
 st=$(ctl_run evop events gw-17)
 [ "$st" != 0 ] || rt_fail "operator ran \"events\": exit 0"
-grep -q 'unknown command "events"' "$T/evop.err" ||
-	rt_fail "events: $(cat "$T/evop.err")"
+cat "$T/evop.out" "$T/evop.err" | grep -q 'unknown command "events"' ||
+	rt_fail "events: $(cat "$T/evop.out" "$T/evop.err")"
 grep -q "events by mallory" "$T/agent.log" &&
 	rt_fail "an operator's \"events\" reached the agent"
 [ "$(grep -c "events by relay" "$T/agent.log")" -ge 1 ] ||
