@@ -692,12 +692,20 @@ handle(struct mqtt *m, const uint8_t *p, size_t len)
 			    "codes for 1 filter", pkt.u.suback.count);
 			return;
 		}
-		if (pkt.u.suback.codes[0] == MQTT_SUBACK_FAILURE)
-			log_warn("mqtt broker %s: subscription to %s refused",
+		/* A refusal keeps the session (telemetry still flows); it
+		 * is counted for mqttlink's status and retried at the next
+		 * connect. */
+		if (pkt.u.suback.codes[0] == MQTT_SUBACK_FAILURE) {
+			m->st.suback_refused++;
+			log_warn("mqtt broker %s: subscription to %s refused "
+			    "(SUBACK 0x80): no command can arrive; check the "
+			    "broker's ACL (read access to that topic)",
 			    m->broker, m->cmd_topic);
-		else
+		} else {
+			m->st.suback_granted++;
 			log_debug("mqtt broker %s: subscribed to %s (QoS %u)",
 			    m->broker, m->cmd_topic, pkt.u.suback.codes[0]);
+		}
 		break;
 	case MQTT_PINGRESP:
 		m->ping_sent = 0;
@@ -1313,6 +1321,7 @@ mqtt_stats(const struct mqtt *m, struct mqtt_stats *st)
 	st->queued_bytes = ss.bytes;
 	st->dropped = ss.dropped;
 	st->spool_corrupt = ss.corrupt + ss.torn;
+	st->spool_write_errors = ss.write_errors;
 }
 
 void

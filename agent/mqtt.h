@@ -26,7 +26,10 @@
  *    {"status":"online","agent":ID} retained QoS 1 after every CONNACK;
  *    a graceful stop publishes {"status":"offline","agent":ID} itself
  *    (so subscribers can tell a clean stop from a lost agent);
- *    <prefix>/<agent>/cmd subscribed (QoS 1) on every connect;
+ *    <prefix>/<agent>/cmd subscribed (QoS 1) on every connect; a
+ *    refusal (SUBACK 0x80) is logged and counted, the session stays up
+ *    for telemetry (a granted subscription is verified end to end by
+ *    mqttlink.c's probe);
  *  - QoS 1 publishes stay in the queue until PUBACKed; at most inflight of
  *    them are unacknowledged at once; after a reconnect every
  *    unacknowledged one is re-sent first, DUP=1, same packet id, original
@@ -83,6 +86,9 @@ struct mqtt_stats {
 	uint64_t	 queued_bytes;
 	uint64_t	 dropped;	/* by the queue's drop policy */
 	uint64_t	 spool_corrupt;	/* damaged records skipped at load */
+	uint64_t	 spool_write_errors; /* records not written (ENOSPC..) */
+	uint64_t	 suback_granted; /* cmd subscriptions granted */
+	uint64_t	 suback_refused; /* ... refused (SUBACK 0x80) */
 	int		 last_connack;	/* last CONNACK code, -1 none */
 	char		 last_error[160];
 };

@@ -824,3 +824,54 @@ mc_key_load(const char *path, uint8_t *key, size_t cap, size_t *len,
 	OPENSSL_cleanse(text, sizeof(text));
 	return r;
 }
+
+/* ---- subscription probe ---- */
+
+#define MC_PROBE_HEAD	"{\"probe\":\""
+#define MC_PROBE_TAIL	"\"}"
+
+static int
+probe_token_ok(const char *t, size_t len)
+{
+	size_t i;
+
+	if (len != MC_PROBE_TOKEN_LEN)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((t[i] >= '0' && t[i] <= '9') ||
+		    (t[i] >= 'a' && t[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+int
+mc_probe_build(const char *token, char *buf, size_t cap, size_t *len)
+{
+	int n;
+
+	if (token == NULL || !probe_token_ok(token, strlen(token)))
+		return RT_ERR_INVAL;
+	n = snprintf(buf, cap, MC_PROBE_HEAD "%s" MC_PROBE_TAIL, token);
+	if (n < 0 || (size_t)n >= cap)
+		return RT_ERR_FULL;
+	*len = (size_t)n;
+	return 0;
+}
+
+int
+mc_probe_parse(const uint8_t *p, size_t len,
+    char token[MC_PROBE_TOKEN_LEN + 1])
+{
+	const size_t hl = sizeof(MC_PROBE_HEAD) - 1;
+	const size_t tl = sizeof(MC_PROBE_TAIL) - 1;
+
+	token[0] = '\0';
+	if (p == NULL || len != hl + MC_PROBE_TOKEN_LEN + tl ||
+	    memcmp(p, MC_PROBE_HEAD, hl) != 0 ||
+	    memcmp(p + hl + MC_PROBE_TOKEN_LEN, MC_PROBE_TAIL, tl) != 0 ||
+	    !probe_token_ok((const char *)p + hl, MC_PROBE_TOKEN_LEN))
+		return RT_ERR_NOTFOUND;
+	memcpy(token, p + hl, MC_PROBE_TOKEN_LEN);
+	token[MC_PROBE_TOKEN_LEN] = '\0';
+	return 0;
+}

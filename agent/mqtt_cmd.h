@@ -139,4 +139,25 @@ int mc_sign(const char *agent, const uint8_t *key, size_t keylen,
 int mc_key_load(const char *path, uint8_t *key, size_t cap, size_t *len,
     char *err, size_t errlen);
 
+/*
+ * The subscription probe (mqttlink.c): the agent publishes
+ *   {"probe":"<MC_PROBE_TOKEN_LEN lowercase hex>"}
+ * on its own cmd topic right after the broker granted the subscription,
+ * and expects it back. A probe is never a command: it is recognised
+ * before any command check and ignored (whoever may publish on cmd can
+ * send one; that only tells the agent its subscription works).
+ */
+#define MC_PROBE_TOKEN_LEN	32
+
+/* Writes the probe payload for token (MC_PROBE_TOKEN_LEN lowercase hex)
+ * into buf (NUL-terminated). Returns 0 and *len, RT_ERR_INVAL (bad token)
+ * or RT_ERR_FULL. */
+int mc_probe_build(const char *token, char *buf, size_t cap, size_t *len);
+
+/* Pure: 0 and token (NUL-terminated, MC_PROBE_TOKEN_LEN + 1 bytes) when
+ * p is exactly a probe payload, byte for byte as mc_probe_build writes
+ * it; RT_ERR_NOTFOUND otherwise (then it is handled as a command). */
+int mc_probe_parse(const uint8_t *p, size_t len,
+    char token[MC_PROBE_TOKEN_LEN + 1]);
+
 #endif

@@ -8,6 +8,21 @@
  * command's stdout is also watched, so its result is published as soon
  * as it exits. MQTT callbacks only publish or set flags; whatever touches
  * the uplink waits for the agent's pump (agent_kick).
+ *
+ * Command subscription check: mosquitto grants a SUBACK (0x00) for a
+ * topic its ACL does not let us read and then delivers nothing (FAULTS.md
+ * M16), so a granted SUBACK proves nothing. When commands are configured
+ * (cmd_key_file), after each granted SUBACK the tick publishes a probe
+ * ({"probe":"<random token>"}, QoS 1, mqtt_cmd.h) on our own cmd topic and
+ * expects it back: once ML_PROBE_WAIT_MS have passed and the queue has
+ * drained (the probe was PUBACKed, so the broker has routed it) - or after
+ * ML_PROBE_MAX_MS whatever the queue - a missing probe is a warning
+ * ("broker ACL?"), a "cmd-subscription" event and a counter in the status
+ * line, and the probe is repeated after 30 s doubling to 1 h. The check
+ * needs the agent to be allowed to publish on its cmd topic (the ACL of
+ * docs/mqtt.md allows it); an ACL that forbids it makes the check fail
+ * the same way, which the warning says. States: unchecked -> ok | silent
+ * | refused (SUBACK 0x80, counted by mqtt.c, no probe).
  */
 #include "config.h"
 
@@ -18,6 +33,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "agent.h"
@@ -39,6 +55,17 @@
 #define ML_STOP_MS	2000	/* graceful stop: wait for the PUBACK */
 #define ML_PAYLOAD_MAX	(32 * 1024)
 #define ML_TOPIC_MAX	512
+#define ML_PROBE_WAIT_MS	10000	/* probe back within, once drained */
+#define ML_PROBE_MAX_MS		(2 * 60 * 1000)	/* ... or at the latest */
+#define ML_PROBE_RETRY_MS	30000	/* after a silent probe, doubling */
+#define ML_PROBE_RETRY_MAX_MS	(60 * 60 * 1000)
+
+enum ml_sub {
+	ML_SUB_UNCHECKED,
+	ML_SUB_OK,
+	ML_SUB_SILENT,		/* granted, probe did not come back */
+	ML_SUB_REFUSED,		/* SUBACK 0x80 */
+};
 
 struct mqttlink {
 	struct agent		*a;
@@ -48,6 +75,7 @@ struct mqttlink {
 	char			 agent_id[65];
 	char			 t_tel[ML_TOPIC_MAX];
 	char			 t_ev[ML_TOPIC_MAX];
+	char			 t_cmd[ML_TOPIC_MAX];
 	uint8_t			 key[MC_KEY_MAX];	/* payload HMAC key */
 	size_t			 keylen;
 	uint64_t		 ev_seq;	/* events topic, last used */
@@ -61,6 +89,17 @@ struct mqttlink {
 	struct loop_watch	*cmd_w;
 	int			 cmd_running;
 	struct tm_metrics	 metrics;	/* scratch for a result */
+
+	/* cmd subscription check (top comment); counters of ml->m */
+	enum ml_sub		 sub;
+	uint64_t		 seen_granted, seen_refused;
+	char			 probe_token[MC_PROBE_TOKEN_LEN + 1]; /* last */
+	int			 probe_pending;
+	uint64_t		 probe_conn;	/* connects when sent */
+	int64_t			 probe_sent;
+	int64_t			 probe_next;	/* 0: none scheduled */
+	int64_t			 probe_backoff;
+	uint64_t		 probe_failures;
 
 	/* what the pump last saw */
 	int			 tun_up;
@@ -147,6 +186,12 @@ publish(struct mqttlink *ml, const char *topic, size_t len, const char *what)
 	if (ml->m == NULL || ml->stopping || ml->rebuild)
 		return;
 	r = mqtt_publish(ml->m, topic, ml->buf, len, ml->a->cfg->mqtt.qos, 0);
+	/* The envelope (agent, ts, seq) names the message: with a spool, a
+	 * message logged here was written to it unless a write error was
+	 * logged before (fault_mqtt.sh relies on this). */
+	if (r == 0)
+		log_debug("mqtt: %s queued: %.*s", what, (int)(len < 64 ?
+		    len : 64), ml->buf);
 	if (r < 0 && r != RT_ERR_FULL)
 		log_warn("mqtt: %s not queued: %s", what, rt_strerror(r));
 	else if (r == RT_ERR_FULL)
@@ -413,6 +458,137 @@ cmd_abort(struct mqttlink *ml)
 	ml->cmd_running = 0;
 }
 
+/* ---- command subscription check ---- */
+
+static const char *
+sub_name(enum ml_sub sub)
+{
+	switch (sub) {
+	case ML_SUB_UNCHECKED:	return "unchecked";
+	case ML_SUB_OK:		return "ok";
+	case ML_SUB_SILENT:	return "silent";
+	case ML_SUB_REFUSED:	return "refused";
+	}
+	return "?";
+}
+
+static void
+probe_send(struct mqttlink *ml, int64_t now, const struct mqtt_stats *st)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t rnd[MC_PROBE_TOKEN_LEN / 2];
+	char payload[64];
+	size_t i, len;
+	int r;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		ml->probe_next = now + ML_PROBE_RETRY_MS;
+		return;
+	}
+	for (i = 0; i < sizeof(rnd); i++) {
+		ml->probe_token[2 * i] = hex[rnd[i] >> 4];
+		ml->probe_token[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	ml->probe_token[MC_PROBE_TOKEN_LEN] = '\0';
+	if (mc_probe_build(ml->probe_token, payload, sizeof(payload),
+	    &len) != 0 ||
+	    (r = mqtt_publish(ml->m, ml->t_cmd, payload, len, 1, 0)) != 0) {
+		ml->probe_next = now + ML_PROBE_RETRY_MS;	/* queue full */
+		return;
+	}
+	ml->probe_pending = 1;
+	ml->probe_conn = st->connects;
+	ml->probe_sent = now;
+	ml->probe_next = 0;
+	log_debug("mqtt: probe published on %s", ml->t_cmd);
+}
+
+static void
+probe_failed(struct mqttlink *ml, int64_t now)
+{
+	ml->probe_pending = 0;
+	ml->probe_failures++;
+	ml->probe_backoff = ml->probe_backoff == 0 ? ML_PROBE_RETRY_MS :
+	    ml->probe_backoff * 2 > ML_PROBE_RETRY_MAX_MS ?
+	    ML_PROBE_RETRY_MAX_MS : ml->probe_backoff * 2;
+	ml->probe_next = now + ml->probe_backoff;
+	ml->sub = ML_SUB_SILENT;
+	log_warn("mqtt: subscription to %s was granted, but the probe the "
+	    "agent published there did not come back within %lld s (broker "
+	    "ACL? the agent needs read, and for this check write, access to "
+	    "its cmd topic): commands may not arrive; next check in %lld s "
+	    "(%llu failed so far)", ml->t_cmd,
+	    (long long)((now - ml->probe_sent) / 1000),
+	    (long long)(ml->probe_backoff / 1000),
+	    (unsigned long long)ml->probe_failures);
+	cmd_event(ml, "cmd-subscription", NULL, NULL, "silent",
+	    "probe not received (broker ACL?)");
+}
+
+/* From the tick: follows SUBACKs, sends probes, declares them lost. */
+static void
+probe_tick(struct mqttlink *ml, int64_t now)
+{
+	struct mqtt_stats st;
+	int64_t waited;
+
+	if (ml->m == NULL || ml->ver == NULL)
+		return;		/* no commands configured: nothing to check */
+	mqtt_stats(ml->m, &st);
+	if (st.suback_refused != ml->seen_refused) {
+		ml->seen_refused = st.suback_refused;
+		ml->sub = ML_SUB_REFUSED;	/* mqtt.c logged it */
+		ml->probe_pending = 0;
+		cmd_event(ml, "cmd-subscription", NULL, NULL, "refused",
+		    "SUBACK 0x80 (broker ACL?)");
+	}
+	if (st.suback_granted != ml->seen_granted) {
+		ml->seen_granted = st.suback_granted;
+		ml->probe_pending = 0;
+		if (ml->sub != ML_SUB_SILENT || ml->probe_next == 0)
+			ml->probe_next = now;	/* else: keep the backoff */
+		if (ml->sub == ML_SUB_REFUSED)
+			ml->sub = ML_SUB_UNCHECKED;
+	}
+	if (ml->probe_pending) {
+		if (st.state != MQTT_ST_UP || st.connects != ml->probe_conn) {
+			ml->probe_pending = 0;	/* the next SUBACK probes */
+			return;
+		}
+		waited = now - ml->probe_sent;
+		if (waited >= ML_PROBE_WAIT_MS && (st.queued == 0 ||
+		    waited >= ML_PROBE_MAX_MS))
+			probe_failed(ml, now);
+		return;
+	}
+	if (ml->probe_next != 0 && now >= ml->probe_next &&
+	    st.state == MQTT_ST_UP && ml->sub != ML_SUB_REFUSED)
+		probe_send(ml, now, &st);
+}
+
+/* A probe on cmd (never a command). */
+static void
+probe_seen(struct mqttlink *ml, const char *token)
+{
+	if (ml->probe_token[0] == '\0' ||
+	    strcmp(token, ml->probe_token) != 0) {
+		log_debug("mqtt: an old or foreign probe on %s: ignored",
+		    ml->t_cmd);
+		return;
+	}
+	if (ml->sub == ML_SUB_SILENT)
+		log_info("mqtt: subscription to %s verified again: the probe "
+		    "came back", ml->t_cmd);
+	else if (ml->sub != ML_SUB_OK)
+		log_info("mqtt: subscription to %s verified end to end (probe "
+		    "back after %lld ms)", ml->t_cmd,
+		    (long long)(loop_now(ml->a->loop) - ml->probe_sent));
+	ml->sub = ML_SUB_OK;
+	ml->probe_pending = 0;
+	ml->probe_backoff = 0;
+	ml->probe_token[0] = '\0';
+}
+
 /* ---- schedule ---- */
 
 static void
@@ -425,6 +601,7 @@ tick(struct loop *loop, void *arg)
 	char err[160];
 
 	ml->tick = NULL;
+	probe_tick(ml, now);
 	if (ml->m != NULL && now >= ml->next_tel) {
 		ml->next_tel = now + tc->interval_ms;
 		publish_telemetry(ml, NULL, NULL);
@@ -471,9 +648,14 @@ on_message(void *arg, const char *topic, const uint8_t *p, size_t len)
 	struct mqttlink *ml = arg;
 	const struct agent_config *cfg = ml->a->cfg;
 	struct mc_msg msg;
+	char token[MC_PROBE_TOKEN_LEN + 1];
 	const char *why;
 	int r;
 
+	if (mc_probe_parse(p, len, token) == 0) {
+		probe_seen(ml, token);
+		return;
+	}
 	if (ml->ver == NULL) {
 		log_warn("mqtt: command refused: no mqtt.cmd_key_file is "
 		    "configured, every command is refused");
@@ -664,10 +846,17 @@ mqttlink_start(struct mqttlink *ml)
 		goto fail;
 	if ((r = mqtt_topic(ml->m, "telemetry", ml->t_tel,
 	    sizeof(ml->t_tel))) != 0 ||
-	    (r = mqtt_topic(ml->m, "events", ml->t_ev, sizeof(ml->t_ev))) != 0) {
+	    (r = mqtt_topic(ml->m, "events", ml->t_ev, sizeof(ml->t_ev))) != 0 ||
+	    (r = mqtt_topic(ml->m, "cmd", ml->t_cmd, sizeof(ml->t_cmd))) != 0) {
 		snprintf(err, sizeof(err), "topic prefix too long");
 		goto fail;
 	}
+	/* A new client counts its SUBACKs from 0. */
+	ml->sub = ML_SUB_UNCHECKED;
+	ml->seen_granted = ml->seen_refused = 0;
+	ml->probe_pending = 0;
+	ml->probe_next = 0;
+	ml->probe_backoff = 0;
 	if ((r = mqtt_start(ml->m)) != 0) {
 		snprintf(err, sizeof(err), "start: %s", rt_strerror(r));
 		goto fail;
@@ -905,13 +1094,16 @@ mqttlink_status(const struct mqttlink *ml, char *buf, size_t len)
 	}
 	mqtt_stats(ml->m, &st);
 	snprintf(buf, len, "mqtt %s (%s); %llu connects, %llu published, "
-	    "%llu acked, %llu dropped, %zu queued, %llu commands received; "
-	    "uplink mode %s%s", mqtt_state_name(st.state),
+	    "%llu acked, %llu dropped, %zu queued, %llu spool write errors, "
+	    "%llu commands received; cmd subscription %s (%llu probes "
+	    "lost); uplink mode %s%s", mqtt_state_name(st.state),
 	    st.broker != NULL ? st.broker : "-",
 	    (unsigned long long)st.connects,
 	    (unsigned long long)st.published,
 	    (unsigned long long)st.acked, (unsigned long long)st.dropped,
-	    st.queued, (unsigned long long)st.received,
+	    st.queued, (unsigned long long)st.spool_write_errors,
+	    (unsigned long long)st.received, ml->ver == NULL ? "unchecked" :
+	    sub_name(ml->sub), (unsigned long long)ml->probe_failures,
 	    ml->a->cfg->uplink_mode == UPLINK_ON_DEMAND ? "on-demand" :
 	    "always", ml->demanded ? " (tunnel requested)" : "");
 }

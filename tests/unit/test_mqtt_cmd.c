@@ -4,7 +4,8 @@
  * canonical string, acceptance and every refusal (bad HMAC, stale and
  * future ts, replay, unknown command, malformed and oversized input,
  * missing, duplicate and unknown fields), the replay cache bound and its
- * floor, args accessors and the key file loader.
+ * floor, args accessors, the key file loader and the subscription
+ * probe (built, recognised byte for byte, never taken for a command).
  */
 #include "config.h"
 
@@ -290,6 +291,48 @@ test_key_load(void)
 	unit_rmtree(dir);
 }
 
+static void
+test_probe(void)
+{
+	static const char *const not_probes[] = {
+		"{\"probe\":\"" NONCE "\" }",	/* space */
+		"{\"probe\":\"" NONCE "\"}\n",
+		"{\"probe\":\"00112233445566778899AABBCCDDEEFF\"}",
+		"{\"probe\":\"00112233445566778899aabbccddeef\"}",
+		"{\"probe\":\"00112233445566778899aabbccddeeff0\"}",
+		"{\"Probe\":\"" NONCE "\"}",
+		"{\"probe\":\"00112233445566778899aabbccddeefg\"}",
+		"",
+	};
+	char buf[64], tok[MC_PROBE_TOKEN_LEN + 1];
+	struct mc_msg m;
+	const char *why;
+	size_t len, i;
+
+	CU_ASSERT_EQUAL(mc_probe_build(NONCE, buf, sizeof(buf), &len), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "{\"probe\":\"" NONCE "\"}");
+	CU_ASSERT_EQUAL(len, strlen(buf));
+	CU_ASSERT_EQUAL(mc_probe_parse((const uint8_t *)buf, len, tok), 0);
+	CU_ASSERT_STRING_EQUAL(tok, NONCE);
+	/* A probe is not a command: mc_parse refuses it. */
+	CU_ASSERT_EQUAL(mc_parse((const uint8_t *)buf, len, &m, &why),
+	    RT_ERR_PROTO);
+	CU_ASSERT_EQUAL(mc_probe_build(NONCE, buf, 20, &len), RT_ERR_FULL);
+	CU_ASSERT_EQUAL(mc_probe_build("00112233445566778899AABBCCDDEEFF",
+	    buf, sizeof(buf), &len), RT_ERR_INVAL);
+	CU_ASSERT_EQUAL(mc_probe_build("0011", buf, sizeof(buf), &len),
+	    RT_ERR_INVAL);
+	for (i = 0; i < sizeof(not_probes) / sizeof(not_probes[0]); i++) {
+		CU_ASSERT_EQUAL(mc_probe_parse((const uint8_t *)not_probes[i],
+		    strlen(not_probes[i]), tok), RT_ERR_NOTFOUND);
+		CU_ASSERT_STRING_EQUAL(tok, "");
+	}
+	/* A command is never taken for a probe. */
+	CU_ASSERT_EQUAL(mc_probe_parse((const uint8_t *)ping, strlen(ping),
+	    tok), RT_ERR_NOTFOUND);
+	CU_ASSERT_EQUAL(mc_probe_parse(NULL, 0, tok), RT_ERR_NOTFOUND);
+}
+
 int
 suite_mqtt_cmd(void)
 {
@@ -299,7 +342,8 @@ suite_mqtt_cmd(void)
 	    CU_add_test(s, "known-answer HMAC", test_known_answer) == NULL ||
 	    CU_add_test(s, "refusals", test_refusals) == NULL ||
 	    CU_add_test(s, "replay cache", test_replay_cache) == NULL ||
-	    CU_add_test(s, "key file", test_key_load) == NULL)
+	    CU_add_test(s, "key file", test_key_load) == NULL ||
+	    CU_add_test(s, "subscription probe", test_probe) == NULL)
 		return (int)CU_get_error();
 	return 0;
 }

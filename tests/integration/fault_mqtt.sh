@@ -1,0 +1,243 @@
+#!/bin/bash
+# fault_mqtt.sh - revtun-agent's MQTT client against broker faults
+# (FAULTS.md M15, M16, M18, P3, N5), with a real mosquitto (mutual TLS,
+# password file, ACL; mqtt_lib.sh). No relay is running: the agent's
+# uplink retries in the background, which does not matter here.
+#
+#  M16 ok      normal ACL: the agent's probe on its own cmd topic comes
+#              back ("verified end to end"), no warning; a signed ping is
+#              answered by a pong.
+#  M15         ACL without the events topic: the broker PUBACKs and drops
+#              the pongs (log "Denied PUBLISH"); the agent's queue stays
+#              empty, nothing is re-sent, telemetry still reaches the
+#              monitor, no event does.
+#  M16 silent  ACL that lets the agent write but not read its cmd topic:
+#              mosquitto 2.0.11 still grants the SUBACK; the probe does not
+#              come back and the agent warns ("broker ACL?"), publishes a
+#              cmd-subscription event and counts it in its status line.
+#  N5          broker SIGSTOPped for 4 s (a cut shorter than 1.5 x the 5 s
+#              keepalive): no reconnect, no gap in the telemetry seqs.
+#  M16 0x80    a fake broker (python3 ssl) answering SUBSCRIBE with 0x80:
+#              the agent logs the refusal, sends no probe, stays connected
+#              and publishes a cmd-subscription "refused" event.
+#  M18         spool on a 1 MiB tmpfs (mostly taken by a filler file),
+#              broker stopped, telemetry every second, queue of 10: ENOSPC
+#              logged rate-limited, queue bounded (oldest dropped,
+#              counted), no crash; broker back: what is queued arrives in
+#              order; a restart loads the spool.
+#  P3          50 x (start with a spool and no broker, kill -9 after a
+#              random 0.1-1.5 s); see the P3 block for what is asserted.
+. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/telemetry_lib.sh"
+
+FM_MNT=""
+fm_cleanup() {
+	rc=$?
+	# Lazy: detached now even while an agent still holds it (lib.sh
+	# ends the processes, then removes $T).
+	[ -n "$FM_MNT" ] && umount -l "$FM_MNT" 2>/dev/null
+	(exit "$rc")
+	rt_cleanup
+}
+
+mq_setup
+trap fm_cleanup EXIT
+rt_need python3
+[ -x "$RT_AGENT" ] || rt_fail "$RT_AGENT not built"
+RELAY_PORT=$(rt_free_port)	# nobody listens there
+ECHO_PORT=$(rt_free_port)
+openssl rand -hex 32 >"$T/cmd.key"
+chmod 600 "$T/cmd.key"
+tl_write_py
+T0=$(date +%s)
+
+# fm_conf FILE BROKER_PORT [MQTT_EXTRA] [TELEMETRY_EXTRA]
+fm_conf() {
+	ag_conf "$1" "
+mqtt {
+	enable = true
+	brokers = {\"127.0.0.1:$2\"}
+	username = \"gw-17\"
+	password_file = \"$T/gw-17.pass\"
+	keepalive = \"5s\"
+	backoff_max = \"2s\"
+	cmd_key_file = \"$T/cmd.key\"
+	tls {
+		ca = \"$PKI/ca.crt\"
+		cert = \"$PKI/gw-17.crt\"
+		key = \"$PKI/gw-17.key\"
+	}
+${3:-}
+}
+telemetry {
+	interval = \"1s\"
+${4:-}
+}"
+}
+
+# fm_acl ACL_LINES...: the broker ACL (monitor reads everything).
+fm_acl() {
+	{ printf 'user monitor\ntopic read revtun/#\n'; printf '%s\n' "$@"; } >"$MQ/acl"
+}
+
+# fm_status NAME: USR1 the agent, print its newest "status: mqtt" line.
+fm_status() {
+	n=$(grep -c 'status: mqtt' "$T/$1.log")
+	kill -USR1 "$(rt_pid "$1")"
+	rt_wait 10 "status line" sh -c "[ \$(grep -c 'status: mqtt' '$T/$1.log') -gt $n ]" ||
+		rt_fail "$1: no status line after USR1"
+	grep 'status: mqtt' "$T/$1.log" | tail -1
+}
+
+# fm_field LINE NAME: the number before NAME in a status line ("12 acked").
+fm_field() { echo "$1" | grep -oE "[0-9]+ $2" | head -1 | cut -d' ' -f1; }
+
+# fm_tel_seqs: telemetry seqs at the monitor, in arrival order.
+fm_tel_seqs() {
+	grep '^revtun/gw-17/telemetry ' "$T/mon.log" | grep -oE '"seq":[0-9]+' | cut -d: -f2
+}
+fm_tel_count() { [ "$(fm_tel_seqs | wc -l)" -ge "$1" ]; }
+fm_connects() { grep -c 'connected (' "$T/$1.log"; }
+
+# ---- M16 ok: normal ACL, the probe comes back, a signed ping works
+fm_acl 'pattern readwrite revtun/%u/#'
+mq_start
+mq_monitor mon 'revtun/gw-17/#'
+fm_conf "$T/agent.conf" "$MQ_PORT"
+rt_spawn agent "$RT_AGENT" -f "$T/agent.conf"
+rt_wait_log 20 "$T/agent.log" 'subscription to revtun/gw-17/cmd verified end to end' ||
+	rt_fail "M16: the probe did not come back with the normal ACL"
+tl_cmd "$(tl_sign ping)"
+rt_wait_log 10 "$T/mon.log" '^revtun/gw-17/events .*"event":"pong"' ||
+	rt_fail "M16: no pong for a signed ping"
+grep -qE 'did not come back|command refused' "$T/agent.log" &&
+	rt_fail "M16: warning or refusal with the normal ACL: $(grep -E 'did not come back|command refused' "$T/agent.log" | head -2)"
+grep -q '"event":"command-refused"' "$T/mon.log" && rt_fail "M16: the probe was taken for a command"
+st=$(fm_status agent)
+echo "$st" | grep -q 'cmd subscription ok (0 probes lost)' || rt_fail "M16: status: $st"
+rt_ok "M16: normal ACL: probe back, no warning, signed ping answered, status 'cmd subscription ok'"
+
+# ---- M15: the events topic outside the ACL
+fm_acl 'user gw-17' 'topic readwrite revtun/gw-17/cmd' \
+	'topic readwrite revtun/gw-17/status' 'topic readwrite revtun/gw-17/telemetry'
+c0=$(fm_connects agent)
+mq_restart
+rt_wait 20 "agent reconnected" sh -c "[ \$(grep -c 'connected (' '$T/agent.log') -gt $c0 ]" ||
+	rt_fail "M15: agent did not reconnect"
+mon0=$(wc -l <"$T/mon.log")
+blog0=$(wc -l <"$MQ/mosquitto.log")
+ntel0=$(fm_tel_seqs | wc -l)
+for i in 1 2 3; do tl_cmd "$(tl_sign ping)"; done
+rt_wait 10 "3 more pings accepted" sh -c "[ \$(grep -c 'command ping accepted' '$T/agent.log') -ge 4 ]" ||
+	rt_fail "M15: pings not accepted"
+rt_wait_log 10 "$MQ/mosquitto.log" "Denied PUBLISH from gw-17 .*'revtun/gw-17/events'" ||
+	rt_fail "M15: the broker did not deny the events"
+rt_wait 15 "5 more telemetry payloads" fm_tel_count $((ntel0 + 5)) ||
+	rt_fail "M15: telemetry stopped reaching the monitor"
+st=$(fm_status agent)
+q=$(fm_field "$st" queued); d=$(fm_field "$st" dropped)
+[ "$q" -le 1 ] && [ "$d" -eq 0 ] || rt_fail "M15: queue grows or drops: $st"
+denied=$(tail -n +"$blog0" "$MQ/mosquitto.log" | grep -c "Denied PUBLISH from gw-17 .*revtun/gw-17/events")
+[ "$denied" -ge 3 ] || rt_fail "M15: $denied denied publishes (want >= 3 pongs)"
+tail -n +"$blog0" "$MQ/mosquitto.log" | grep -q 'Received PUBLISH from gw-17 (d1' &&
+	rt_fail "M15: the agent re-sent (DUP=1) after the denied publishes"
+tail -n +"$((mon0 + 1))" "$T/mon.log" | grep -q '^revtun/gw-17/events' &&
+	rt_fail "M15: a denied event reached the monitor"
+rt_ok "M15: $denied events denied and PUBACKed (queue $q, 0 dropped, no DUP=1 re-send), telemetry still delivered, no event delivered"
+
+# ---- M16 silent: agent may write but not read its cmd topic
+fm_acl 'user gw-17' 'topic write revtun/gw-17/#'
+c0=$(fm_connects agent)
+mq_restart
+rt_wait 20 "agent reconnected" sh -c "[ \$(grep -c 'connected (' '$T/agent.log') -gt $c0 ]" ||
+	rt_fail "M16: agent did not reconnect"
+t1=$(date +%s)
+rt_wait_log 25 "$T/agent.log" 'subscription to revtun/gw-17/cmd was granted, but the probe .* did not come back within [0-9]+ s \(broker ACL\?' ||
+	rt_fail "M16: no warning for a silent cmd subscription"
+dt=$(( $(date +%s) - t1 ))
+grep -q "Sending SUBACK to gw-17" "$MQ/mosquitto.log" || rt_fail "M16: no SUBACK in the broker log"
+rt_wait_log 10 "$T/mon.log" '"event":"cmd-subscription","result":"silent"' ||
+	rt_fail "M16: no cmd-subscription event"
+st=$(fm_status agent)
+echo "$st" | grep -q 'cmd subscription silent (1 probes lost)' || rt_fail "M16: status: $st"
+rt_ok "M16: SUBACK granted but nothing delivered: warned after ~${dt} s, event and status 'silent'"
+
+# ---- N5: broker frozen for 4 s, keepalive 5 s: no reconnect, no gap
+c0=$(fm_connects agent)
+s0=$(fm_tel_seqs | tail -1)
+bp=$(rt_pid "$MQ_BROKER")
+kill -STOP "$bp"
+sleep 4		# the fault itself: a 4 s silence
+kill -CONT "$bp"
+rt_wait 20 "telemetry after the freeze" sh -c "[ \$(grep '^revtun/gw-17/telemetry ' '$T/mon.log' | grep -oE '\"seq\":[0-9]+' | cut -d: -f2 | tail -1) -ge $((s0 + 6)) ]" ||
+	rt_fail "N5: telemetry did not resume"
+[ "$(fm_connects agent)" -eq "$c0" ] || rt_fail "N5: the agent reconnected"
+grep -q 'presumed dead' "$T/agent.log" && rt_fail "N5: broker declared dead"
+s1=$(fm_tel_seqs | tail -1)
+miss=$(fm_tel_seqs | sort -n | uniq | awk -v a="$s0" -v b="$s1" '$1 >= a && $1 <= b' | wc -l)
+[ "$miss" -eq $((s1 - s0 + 1)) ] || rt_fail "N5: gap in telemetry seqs $s0..$s1 ($miss distinct)"
+rt_ok "N5: 4 s freeze: same session, telemetry seqs $s0..$s1 complete"
+rt_stop agent >/dev/null || rt_fail "agent did not stop"
+grep -qE 'AddressSanitizer|runtime error' "$T/agent.log" && rt_fail "sanitizer report in agent.log"
+
+# ---- M16 0x80: a fake broker refusing the subscription
+cat >"$T/fake.py" <<'PY'
+# Minimal MQTT 3.1.1 broker over TLS for one client: CONNACK 0, SUBACK
+# 0x80 for every SUBSCRIBE, PUBACK for QoS 1 PUBLISH, PINGRESP; prints
+# each packet it gets; runs until killed.
+import socket, ssl, sys
+port, cert, key, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+ctx.load_verify_locations(ca); ctx.verify_mode = ssl.CERT_REQUIRED
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port)); ls.listen(4)
+while True:
+    s = ctx.wrap_socket(ls.accept()[0], server_side=True)
+    buf = bytearray()
+    while True:
+        d = s.recv(65536)
+        if not d:
+            print("client closed", flush=True); break
+        buf += d
+        while len(buf) >= 2:
+            n, mult, i = 0, 1, 1
+            while buf[i] & 0x80:
+                n += (buf[i] & 0x7f) * mult; mult *= 128; i += 1
+            n += (buf[i] & 0x7f) * mult
+            if len(buf) < i + 1 + n: break
+            t, body = buf[0], bytes(buf[i + 1:i + 1 + n]); del buf[:i + 1 + n]
+            if t >> 4 == 1:
+                s.sendall(b"\x20\x02\x00\x00"); print("CONNECT", flush=True)
+            elif t >> 4 == 8:
+                pid = body[:2]; print("SUBSCRIBE", body[4:-1].decode(), flush=True)
+                s.sendall(b"\x90\x03" + pid + b"\x80")
+            elif t >> 4 == 3:
+                tl = body[0] << 8 | body[1]; topic = body[2:2 + tl].decode()
+                q = (t >> 1) & 3; off = 2 + tl + (2 if q else 0)
+                print("PUBLISH", topic, body[off:].decode(errors="replace"), flush=True)
+                if q == 1: s.sendall(b"\x40\x02" + body[2 + tl:4 + tl])
+            elif t >> 4 == 12:
+                s.sendall(b"\xd0\x00")
+PY
+FPORT=$(rt_free_port)
+rt_spawn fake python3 -u "$T/fake.py" "$FPORT" "$PKI/broker.crt" "$PKI/broker.key" "$PKI/ca.crt"
+rt_wait 10 "fake broker" rt_listening "$FPORT" || rt_fail "fake broker did not start"
+fm_conf "$T/agentf.conf" "$FPORT"
+rt_spawn agentf "$RT_AGENT" -f "$T/agentf.conf"
+rt_wait_log 15 "$T/agentf.log" 'subscription to revtun/gw-17/cmd refused \(SUBACK 0x80\): no command can arrive; check the broker.s ACL' ||
+	rt_fail "M16 0x80: refusal not logged"
+rt_wait_log 10 "$T/fake.log" 'PUBLISH revtun/gw-17/events .*"event":"cmd-subscription","result":"refused"' ||
+	rt_fail "M16 0x80: no cmd-subscription refused event"
+rt_wait 10 "3 telemetry payloads at the fake" sh -c "[ \$(grep -c 'PUBLISH revtun/gw-17/telemetry' '$T/fake.log') -ge 3 ]" ||
+	rt_fail "M16 0x80: telemetry stopped after the refusal"
+st=$(fm_status agentf)
+echo "$st" | grep -q 'mqtt up .*cmd subscription refused' || rt_fail "M16 0x80: status: $st"
+grep -q 'PUBLISH revtun/gw-17/cmd' "$T/fake.log" && rt_fail "M16 0x80: a probe was sent on a refused subscription"
+grep -q 'client closed' "$T/fake.log" && rt_fail "M16 0x80: the connection was dropped"
+[ "$(fm_connects agentf)" -eq 1 ] || rt_fail "M16 0x80: reconnected"
+rt_stop agentf >/dev/null || rt_fail "agentf did not stop"
+grep -qE 'AddressSanitizer|runtime error' "$T/agentf.log" && rt_fail "sanitizer report in agentf.log"
+rt_ok "M16 0x80: refusal logged, 'refused' event and status, no probe, session and telemetry kept"
+rt_log "elapsed so far: $(( $(date +%s) - T0 )) s"
+
+rt_pass
