@@ -117,6 +117,8 @@ rt_stop agent 10 >"$T/stop.st"
 ag_sanitizer_clean || rt_fail "sanitizer report in the agent log"
 rt_stop relay 10 >"$T/stop.st"
 [ "$(cat "$T/stop.st")" = 0 ] || rt_fail "relay stop: exit $(cat "$T/stop.st")"
+! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$T/relay.log" ||
+	rt_fail "sanitizer report in the relay log"
 rt_spawn agent2 "$RT_AGENT" -f "$T/agent.conf"
 rt_wait_log 10 "$T/agent2.log" "was on probation when the agent stopped" ||
 	rt_fail "restarted agent ignored the probation"
