@@ -896,8 +896,8 @@ connect_deadline(struct loop *loop, void *arg)
 	m->timer = NULL;
 	fail(m, FAIL_NORMAL, "no connection within %lld s (%s)",
 	    (long long)(m->connect_timeout_ms / 1000),
-	    m->nc != NULL ? "TCP connect" : !m->tls_done ? "TLS handshake" :
-	    "waiting for CONNACK");
+	    m->nc != NULL ? "name lookup or TCP connect" :
+	    !m->tls_done ? "TLS handshake" : "waiting for CONNACK");
 }
 
 static void
@@ -945,10 +945,12 @@ attempt(struct loop *loop, void *arg)
 	snprintf(m->broker, sizeof(m->broker), "%s:%s", m->host[m->idx],
 	    m->port[m->idx]);
 	log_info("mqtt broker %s: connecting", m->broker);
-	if (loop_timer_add(m->loop, m->connect_timeout_ms, connect_deadline,
-	    m, &m->timer) != 0 ||
-	    net_connect_start(m->loop, m->host[m->idx], m->port[m->idx],
-	    AF_UNSPEC, m->connect_timeout_ms, on_connected, m, &m->nc) != 0) {
+	/* The dial first: its lookup bound (at most connect_timeout) then
+	 * fires before the deadline and names the slow resolver. */
+	if (net_connect_start(m->loop, m->host[m->idx], m->port[m->idx],
+	    AF_UNSPEC, m->connect_timeout_ms, on_connected, m, &m->nc) != 0 ||
+	    loop_timer_add(m->loop, m->connect_timeout_ms, connect_deadline,
+	    m, &m->timer) != 0) {
 		fail(m, FAIL_NORMAL, "out of memory");
 		return;
 	}

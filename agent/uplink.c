@@ -500,10 +500,12 @@ attempt_start(struct uplink *u)
 	log_debug("relay %s: connecting%s%s", u->relay,
 	    STR_SET(cfg->proxy_host) ? " via proxy " : "",
 	    STR_SET(cfg->proxy_host) ? cfg->proxy_host : "");
-	if (loop_timer_add(u->a->loop, cfg->connect_timeout_ms, deadline, u,
-	    &u->timer) < 0 ||
-	    net_connect_start(u->a->loop, host, port, AF_UNSPEC,
-	    cfg->connect_timeout_ms, dialed, u, &u->nc) < 0)
+	/* The dial first: its lookup bound (at most connect_timeout) then
+	 * fires before the deadline and names the slow resolver. */
+	if (net_connect_start(u->a->loop, host, port, AF_UNSPEC,
+	    cfg->connect_timeout_ms, dialed, u, &u->nc) < 0 ||
+	    loop_timer_add(u->a->loop, cfg->connect_timeout_ms, deadline, u,
+	    &u->timer) < 0)
 		uplink_fail(u, "out of memory");
 }
 

@@ -1,18 +1,34 @@
 /*
  * net.c - TCP sockets (net.h): the non-blocking multi-address connect state
- * machine, listening sockets, accept, address formatting and socket
- * options.
+ * machine, name resolution off the loop, listening sockets, accept, address
+ * formatting and socket options.
  *
- * A net_connect walks the getaddrinfo() list in order. For each address it
- * is in one of two states:
- *   connecting  fd open, watched for LOOP_WRITE, timer armed;
+ * A net_connect goes through three states:
+ *   resolving   a numeric host is converted inside net_connect_start()
+ *               (AI_NUMERICHOST); any other name is looked up by
+ *               getaddrinfo() in a detached resolver thread (struct
+ *               lookup), which wakes the loop through the lookup's
+ *               eventfd; a timer bounds the wait;
+ *   connecting  walking the getaddrinfo() list in order: fd open, watched
+ *               for LOOP_WRITE, timer armed, for one address at a time;
  *   done        list exhausted or one address connected; the result is
  *               handed to the callback and the handle freed.
- * Results found inside net_connect_start() itself (resolver failure, every
- * address refused synchronously, an immediate connect) are delivered from a
- * zero-delay loop timer rather than loop_defer(), because a timer can be
- * cancelled: net_connect_cancel() must be able to free the handle at any
- * time, and a pending deferred call would still hold a pointer to it.
+ * Results found inside net_connect_start() itself (numeric host that
+ * fails, every address refused synchronously, an immediate connect) are
+ * delivered from a zero-delay loop timer rather than loop_defer(), because
+ * a timer can be cancelled: net_connect_cancel() must be able to free the
+ * handle at any time, and a pending deferred call would still hold a
+ * pointer to it.
+ *
+ * A lookup is shared by the loop thread (through its net_connect) and the
+ * resolver thread, each holding one reference under the lookup's mutex.
+ * The thread only touches the lookup, never the loop. Whoever drops the
+ * last reference frees the lookup, its eventfd and any result: a lookup
+ * abandoned by cancel or by the timeout is freed by its thread when
+ * getaddrinfo() finally returns (glibc bounds that by resolv.conf's
+ * timeout x attempts x nameservers). At most NET_LOOKUPS_MAX threads run
+ * at once in the process, so a resolver that hangs for minutes costs a
+ * bounded number of threads.
  */
 #include "config.h"
 
@@ -21,9 +37,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -34,7 +54,25 @@
 #include "net.h"
 #include "util.h"
 
-#define NET_MSGLEN 256
+#define NET_MSGLEN 384
+
+/* Resolver threads alive in the process (running or abandoned); see
+ * NET_LOOKUPS_MAX. The one process-wide counter: threads are a process
+ * resource, whichever loop started them. */
+static atomic_uint lookups_alive;
+
+/* One getaddrinfo() call run by a resolver thread. */
+struct lookup {
+	pthread_mutex_t mu;	/* guards refs and the result fields */
+	unsigned int refs;	/* loop side + thread side */
+	int done_fd;		/* eventfd, thread -> loop: result ready */
+	char *host;		/* owned copies, read by the thread */
+	char *port;
+	struct addrinfo hints;
+	int gai;		/* result: getaddrinfo() return value */
+	int sys_errno;		/* errno after it, for EAI_SYSTEM */
+	struct addrinfo *res;	/* result list until taken by the loop */
+};
 
 struct net_connect {
 	struct loop *loop;
@@ -43,6 +81,10 @@ struct net_connect {
 	struct addrinfo *ai_list;	/* owned; freed with the handle */
 	struct addrinfo *ai_next;	/* next address to try */
 	int64_t timeout_ms;		/* per address; <= 0 = kernel's */
+	struct lookup *lk;		/* pending lookup (loop's reference) */
+	struct loop_watch *lk_w;	/* lk->done_fd, LOOP_READ */
+	int64_t resolve_ms;		/* bound on the lookup */
+	char host[256];			/* as given, for messages */
 	int fd;				/* connecting socket, or -1 */
 	char addr[NET_ADDRSTRLEN];	/* address fd is connecting to */
 	struct loop_watch *w;		/* fd, LOOP_WRITE */
@@ -81,8 +123,137 @@ conn_drop_attempt(struct net_connect *c)
 }
 
 static void
+lookup_free(struct lookup *lk)
+{
+	if (lk->res != NULL)
+		freeaddrinfo(lk->res);
+	close(lk->done_fd);
+	pthread_mutex_destroy(&lk->mu);
+	free(lk->host);
+	free(lk->port);
+	free(lk);
+	atomic_fetch_sub(&lookups_alive, 1);
+}
+
+/* Drops one reference; the last one frees the lookup. */
+static void
+lookup_release(struct lookup *lk)
+{
+	unsigned int left;
+
+	pthread_mutex_lock(&lk->mu);
+	left = --lk->refs;
+	pthread_mutex_unlock(&lk->mu);
+	if (left == 0)
+		lookup_free(lk);
+}
+
+static void *
+lookup_thread(void *arg)
+{
+	struct lookup *lk = arg;
+	struct addrinfo *res = NULL;
+	uint64_t one = 1;
+	int gai, e;
+
+	gai = getaddrinfo(lk->host, lk->port, &lk->hints, &res);
+	e = errno;
+	pthread_mutex_lock(&lk->mu);
+	lk->gai = gai;
+	lk->sys_errno = e;
+	lk->res = gai == 0 ? res : NULL;
+	/* Under the lock, so the loop side cannot free done_fd meanwhile.
+	 * An 8-byte eventfd write only fails if the counter would overflow,
+	 * which one write cannot do. Nothing is logged from this thread:
+	 * the log module belongs to the loop's thread. */
+	if (write(lk->done_fd, &one, sizeof(one)) < 0)
+		lk->sys_errno = errno;
+	pthread_mutex_unlock(&lk->mu);
+	lookup_release(lk);
+	return NULL;
+}
+
+/* Starts a resolver thread for host:port. Returns 0 and *out holding the
+ * loop's reference, or RT_ERR_NOMEM / RT_ERR_LIMIT / RT_ERR_SYS (errno
+ * set). */
+static int
+lookup_start(const char *host, const char *port,
+	     const struct addrinfo *hints, struct lookup **out)
+{
+	struct lookup *lk;
+	pthread_attr_t attr;
+	pthread_t tid;
+	sigset_t all, old;
+	int e;
+
+	*out = NULL;
+	if (atomic_fetch_add(&lookups_alive, 1) >= NET_LOOKUPS_MAX) {
+		atomic_fetch_sub(&lookups_alive, 1);
+		return RT_ERR_LIMIT;
+	}
+	if ((lk = calloc(1, sizeof(*lk))) == NULL) {
+		atomic_fetch_sub(&lookups_alive, 1);
+		return RT_ERR_NOMEM;
+	}
+	lk->done_fd = -1;
+	lk->hints = *hints;
+	lk->host = strdup(host);
+	lk->port = port != NULL ? strdup(port) : NULL;
+	if (lk->host == NULL || (port != NULL && lk->port == NULL)) {
+		e = ENOMEM;
+		goto fail;
+	}
+	if ((lk->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		e = errno;
+		goto fail;
+	}
+	if ((e = pthread_mutex_init(&lk->mu, NULL)) != 0)
+		goto fail;
+	lk->refs = 2;
+	if ((e = pthread_attr_init(&attr)) != 0) {
+		pthread_mutex_destroy(&lk->mu);
+		goto fail;
+	}
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* The thread must never take a signal meant for the loop's
+	 * signalfd or handlers: start it with every signal blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(&tid, &attr, lookup_thread, lk);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (e != 0) {
+		pthread_mutex_destroy(&lk->mu);
+		goto fail;
+	}
+	*out = lk;
+	return 0;
+ fail:
+	if (lk->done_fd >= 0)
+		close(lk->done_fd);
+	free(lk->host);
+	free(lk->port);
+	free(lk);
+	atomic_fetch_sub(&lookups_alive, 1);
+	errno = e;
+	return e == ENOMEM ? RT_ERR_NOMEM : RT_ERR_SYS;
+}
+
+/* Lets go of a pending lookup; its thread frees it if still running. */
+static void
+conn_drop_lookup(struct net_connect *c)
+{
+	loop_watch_del(c->lk_w);
+	c->lk_w = NULL;
+	if (c->lk != NULL)
+		lookup_release(c->lk);
+	c->lk = NULL;
+}
+
+static void
 conn_free(struct net_connect *c)
 {
+	conn_drop_lookup(c);
 	conn_drop_attempt(c);
 	if (c->ai_list != NULL)
 		freeaddrinfo(c->ai_list);
@@ -211,13 +382,76 @@ conn_try_next(struct net_connect *c)
 	}
 }
 
+/* Records a getaddrinfo() failure as the attempt's result. */
+static void
+conn_resolve_failed(struct net_connect *c, int gai, int sys_errno)
+{
+	c->err = RT_ERR_RESOLVE;
+	snprintf(c->msg, sizeof(c->msg), "resolve %s: %s", c->host,
+		 gai == EAI_SYSTEM ? strerror(sys_errno) : gai_strerror(gai));
+}
+
+/* Starts walking a resolved list (owned by c from now on). */
+static void
+conn_resolved(struct net_connect *c, struct addrinfo *list)
+{
+	c->ai_list = c->ai_next = list;
+	c->err = RT_ERR_RESOLVE;
+	snprintf(c->msg, sizeof(c->msg), "resolve %s: no addresses", c->host);
+	conn_try_next(c);
+}
+
+/* The resolver thread is done: take its result and start connecting. */
+static void
+conn_lookup_cb(struct loop *loop, int fd, unsigned int events, void *arg)
+{
+	struct net_connect *c = arg;
+	struct lookup *lk = c->lk;
+	struct addrinfo *list;
+	uint64_t n;
+	int gai, e;
+
+	if (read(fd, &n, sizeof(n)) < 0 && errno == EAGAIN &&
+	    (events & LOOP_ERROR) == 0)
+		return;		/* spurious: not written yet */
+	pthread_mutex_lock(&lk->mu);
+	gai = lk->gai;
+	e = lk->sys_errno;
+	list = lk->res;
+	lk->res = NULL;
+	pthread_mutex_unlock(&lk->mu);
+	conn_drop_lookup(c);
+	loop_timer_cancel(c->timer);	/* the resolve bound */
+	c->timer = NULL;
+	if (gai != 0)
+		conn_resolve_failed(c, gai, e);
+	else
+		conn_resolved(c, list);
+	if (c->w == NULL)
+		conn_finish(c);
+}
+
+static void
+conn_resolve_timeout_cb(struct loop *loop, void *arg)
+{
+	struct net_connect *c = arg;
+
+	c->timer = NULL;
+	conn_drop_lookup(c);	/* the thread frees the late result */
+	c->err = RT_ERR_RESOLVE;
+	snprintf(c->msg, sizeof(c->msg), "resolve %s: timed out after %lld ms",
+		 c->host, (long long)c->resolve_ms);
+	log_debug("%s", c->msg);
+	conn_finish(c);
+}
+
 int
 net_connect_start(struct loop *loop, const char *host, const char *port,
 		  int family, int64_t timeout_ms, net_connect_cb cb, void *arg,
 		  struct net_connect **out)
 {
 	struct net_connect *c;
-	struct addrinfo hints;
+	struct addrinfo hints, *list = NULL;
 	int r, gai;
 
 	if (out != NULL)
@@ -229,29 +463,52 @@ net_connect_start(struct loop *loop, const char *host, const char *port,
 	c->arg = arg;
 	c->fd = -1;
 	c->timeout_ms = timeout_ms;
+	c->resolve_ms = timeout_ms > 0 && timeout_ms < NET_RESOLVE_TIMEOUT_MS ?
+	    timeout_ms : NET_RESOLVE_TIMEOUT_MS;
+	snprintf(c->host, sizeof(c->host), "%s",
+		 host != NULL ? host : "(null)");
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = family;
 	hints.ai_socktype = SOCK_STREAM;
 	/* No AI_ADDRCONFIG: it hides ::1 on hosts without a global IPv6
 	 * address, and a failing address only costs one quick attempt. */
-	gai = getaddrinfo(host, port, &hints, &c->ai_list);
-	if (gai != 0) {
-		c->ai_list = NULL;
-		if (gai == EAI_MEMORY) {
-			free(c);
-			return RT_ERR_NOMEM;
+	hints.ai_flags = AI_NUMERICHOST;
+	gai = getaddrinfo(host, port, &hints, &list);
+	hints.ai_flags = 0;
+	if (gai == EAI_NONAME && host != NULL) {
+		/* A name: resolve it off the loop. */
+		r = lookup_start(host, port, &hints, &c->lk);
+		if (r == 0)
+			r = loop_watch_add(loop, c->lk->done_fd, LOOP_READ,
+					   conn_lookup_cb, c, &c->lk_w);
+		if (r == 0)
+			r = loop_timer_add(loop, c->resolve_ms,
+					   conn_resolve_timeout_cb, c,
+					   &c->timer);
+		if (r == 0) {
+			if (out != NULL)
+				*out = c;
+			return 0;
 		}
+		if (r == RT_ERR_NOMEM) {
+			conn_free(c);
+			return r;
+		}
+		conn_drop_lookup(c);
+		loop_timer_cancel(c->timer);
+		c->timer = NULL;
 		c->err = RT_ERR_RESOLVE;
-		snprintf(c->msg, sizeof(c->msg), "resolve %s: %s",
-			 host != NULL ? host : "(null)", gai == EAI_SYSTEM ? strerror(errno) :
-			 gai_strerror(gai));
+		snprintf(c->msg, sizeof(c->msg), "resolve %s: %s", c->host,
+			 r == RT_ERR_LIMIT ? "too many lookups in progress" :
+			 r == RT_ERR_SYS ? strerror(errno) : rt_strerror(r));
+	} else if (gai == EAI_MEMORY) {
+		free(c);
+		return RT_ERR_NOMEM;
+	} else if (gai != 0) {
+		conn_resolve_failed(c, gai, errno);
 	} else {
-		c->ai_next = c->ai_list;
-		c->err = RT_ERR_RESOLVE;
-		snprintf(c->msg, sizeof(c->msg), "resolve %s: no addresses",
-			 host != NULL ? host : "(null)");
-		conn_try_next(c);
+		conn_resolved(c, list);
 	}
 
 	/* In progress: the watch and timer will finish it. Otherwise the
@@ -266,6 +523,12 @@ net_connect_start(struct loop *loop, const char *host, const char *port,
 	if (out != NULL)
 		*out = c;
 	return 0;
+}
+
+unsigned int
+net_lookups_alive(void)
+{
+	return atomic_load(&lookups_alive);
 }
 
 void

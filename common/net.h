@@ -5,9 +5,10 @@
  *
  * All fds made here are non-blocking and close-on-exec.
  *
- * Name resolution uses getaddrinfo() and blocks the calling loop for as
- * long as the resolver takes (bounded by resolv.conf timeouts). It is done
- * afresh on every connect: no negative caching.
+ * Name resolution never blocks the loop: a numeric address is taken as
+ * it is, any other name is resolved by getaddrinfo() in a short-lived
+ * resolver thread whose answer comes back through the loop, with a time
+ * bound. It is done afresh on every connect: no negative caching.
  */
 #ifndef RT_NET_H
 #define RT_NET_H
@@ -19,6 +20,12 @@
 struct loop;
 struct net_connect;
 
+/* Longest wait for a name lookup, and the most lookups in progress in the
+ * process at once (counting abandoned ones whose getaddrinfo() has not
+ * returned yet). */
+#define NET_RESOLVE_TIMEOUT_MS 10000
+#define NET_LOOKUPS_MAX 32
+
 /* Longest string net_addr_str() writes: "[v6addr]:port" plus NUL. */
 #define NET_ADDRSTRLEN 64
 
@@ -28,7 +35,8 @@ struct net_connect;
  * RT_ERR_RESOLVE, RT_ERR_REFUSED, RT_ERR_TIMEOUT, RT_ERR_SYS, with msg
  * saying what failed for the last address tried, e.g.
  * "connect 127.0.0.1:9: Connection refused", "connect [::1]:22: timed out
- * after 300 ms", "resolve relay.example: Name or service not known" (msg
+ * after 300 ms", "resolve relay.example: Name or service not known",
+ * "resolve relay.example: timed out after 10000 ms" (msg
  * is valid only during the call; errno is meaningless). The net_connect
  * handle is freed after cb returns; do not cancel it from cb, and forget
  * the pointer.
@@ -39,7 +47,12 @@ typedef void (*net_connect_cb)(int fd, int err, const char *msg, void *arg);
  * Resolves host:port (family AF_UNSPEC, AF_INET or AF_INET6; no
  * AI_ADDRCONFIG, so ::1 is tried even without a global IPv6 address) and
  * tries each address in getaddrinfo order, each with timeout_ms (<= 0: no
- * timer, the kernel's SYN retries decide), until one connects. The
+ * timer, the kernel's SYN retries decide), until one connects. A numeric
+ * host is converted at once; a name is looked up in a resolver thread,
+ * for at most timeout_ms or NET_RESOLVE_TIMEOUT_MS, whichever is shorter
+ * (then RT_ERR_RESOLVE "timed out"; the late answer is discarded). With
+ * NET_LOOKUPS_MAX lookups already in progress the attempt fails with
+ * RT_ERR_RESOLVE "too many lookups in progress". The
  * result is delivered through cb from the loop, never from inside this
  * call (also when resolution fails). Returns 0 and *out (out may be NULL
  * when the caller never cancels), or RT_ERR_NOMEM (cb is never called).
@@ -50,8 +63,13 @@ int net_connect_start(struct loop *loop, const char *host, const char *port,
 		      void *arg, struct net_connect **out);
 
 /* Abandons a pending connect: closes its fd, drops its watch and timer,
- * frees it; cb is not called. NULL is a no-op. */
+ * lets go of a lookup still in progress (its thread frees it when
+ * getaddrinfo() returns), frees it; cb is not called. NULL is a no-op. */
 void net_connect_cancel(struct net_connect *c);
+
+/* Resolver threads alive in the process: lookups in progress plus
+ * abandoned ones whose getaddrinfo() has not returned yet. */
+unsigned int net_lookups_alive(void);
 
 /*
  * Binds and listens on addr:port for every address getaddrinfo returns

@@ -1,11 +1,16 @@
 /*
  * test_net.c - unit tests of common/net.c on loopback: connect over IPv4,
- * IPv6 and a multi-address name whose first address refuses; refused,
- * unresolvable and timed-out connects; cancel; listen on "*", "[::1]" and
- * a taken port; accept; address formatting and socket options.
+ * IPv6, "localhost" and a multi-address name whose first address refuses;
+ * refused, unresolvable and timed-out connects; name lookups that hang
+ * (timeout, cancel before the answer, the cap on lookups in progress, the
+ * loop kept running meanwhile); cancel; listen on "*", "[::1]" and a taken
+ * port; accept; address formatting and socket options.
  *
  * Ports are always picked by the kernel (port 0); waits poll the loop with
- * a bounded deadline.
+ * a bounded deadline. A resolver that hangs is made by interposing
+ * getaddrinfo() in this program: names under ".slow.test" block until the
+ * test opens the gate, then resolve to 127.0.0.1 (so a late answer is a
+ * real list that someone must free: LeakSanitizer/valgrind check that).
  */
 #include "config.h"
 
@@ -24,6 +29,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+#include <pthread.h>
+#include <time.h>
+
 #include <CUnit/CUnit.h>
 
 #include "err.h"
@@ -35,6 +44,118 @@
 int suite_net(void);
 
 #define WAIT_MS 5000
+
+/* The hanging resolver's gate (see the file comment). */
+static pthread_mutex_t slow_mu = PTHREAD_MUTEX_INITIALIZER;
+static int slow_open;		/* 1: slow lookups may return */
+static int slow_inflight;	/* lookups blocked in the gate */
+
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *,
+		      struct addrinfo **);
+
+static int
+is_slow_name(const char *node)
+{
+	size_t n = node != NULL ? strlen(node) : 0;
+
+	return n > 10 && strcmp(node + n - 10, ".slow.test") == 0;
+}
+
+/* Interposes libc's getaddrinfo() for this program (net.c calls it). */
+int
+getaddrinfo(const char *node, const char *service,
+	    const struct addrinfo *hints, struct addrinfo **res)
+{
+	gai_fn real = (gai_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+
+	if (real == NULL)
+		return EAI_SYSTEM;
+	/* net.c's numeric-only probe must not wait: it fails at once */
+	if (is_slow_name(node) &&
+	    (hints == NULL || (hints->ai_flags & AI_NUMERICHOST) == 0)) {
+		/* Polls the gate, bounded so a broken test cannot hang the
+		 * run. */
+		int64_t end = rt_mono_ms() + 2 * WAIT_MS;
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+		int open;
+
+		pthread_mutex_lock(&slow_mu);
+		slow_inflight++;
+		pthread_mutex_unlock(&slow_mu);
+		do {
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&slow_mu);
+			open = slow_open;
+			pthread_mutex_unlock(&slow_mu);
+		} while (!open && rt_mono_ms() < end);
+		pthread_mutex_lock(&slow_mu);
+		slow_inflight--;
+		pthread_mutex_unlock(&slow_mu);
+		node = "127.0.0.1";
+	}
+	return real(node, service, hints, res);
+}
+
+static int
+slow_count(void)
+{
+	int n;
+
+	pthread_mutex_lock(&slow_mu);
+	n = slow_inflight;
+	pthread_mutex_unlock(&slow_mu);
+	return n;
+}
+
+/* Opens the gate, waits (bounded) until every slow lookup has left it
+ * and, unless fds < 0, every lookup is freed and the fd count is back to
+ * fds; then closes the gate again. Returns 1 on success. */
+static int count_fds(void);
+
+static int
+slow_release(int fds)
+{
+	int64_t end = rt_mono_ms() + WAIT_MS;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int ok;
+
+	pthread_mutex_lock(&slow_mu);
+	slow_open = 1;
+	pthread_mutex_unlock(&slow_mu);
+	while ((slow_count() > 0 || (fds >= 0 && (net_lookups_alive() > 0 ||
+		count_fds() != fds))) && rt_mono_ms() < end)
+		nanosleep(&ts, NULL);
+	ok = slow_count() == 0 && (fds < 0 || (net_lookups_alive() == 0 &&
+	    count_fds() == fds));
+	pthread_mutex_lock(&slow_mu);
+	slow_open = 0;
+	pthread_mutex_unlock(&slow_mu);
+	return ok;
+}
+
+/* Waits (bounded) until no resolver thread is left from earlier tests. */
+static int
+lookups_settle(void)
+{
+	int64_t end = rt_mono_ms() + WAIT_MS;
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+	while (net_lookups_alive() > 0 && rt_mono_ms() < end)
+		nanosleep(&ts, NULL);
+	return net_lookups_alive() == 0;
+}
+
+/* Waits (bounded) until n lookups are blocked in the gate. */
+static int
+slow_wait_inflight(int n)
+{
+	int64_t end = rt_mono_ms() + WAIT_MS;
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+	while (slow_count() < n && rt_mono_ms() < end)
+		nanosleep(&ts, NULL);
+	return slow_count() == n;
+}
 
 struct result {
 	int calls;
@@ -426,6 +547,7 @@ test_connect_cancel(void)
 	int64_t end;
 
 	CU_ASSERT_FATAL(loop_new(&loop) == 0);
+	CU_ASSERT(lookups_settle());
 	fds_before = count_fds();
 
 	/* pending: a watch, a timer and a socket to give back */
@@ -450,13 +572,24 @@ test_connect_cancel(void)
 		CU_FAIL("could not fill a listener's accept queue");
 	}
 
-	/* result already known (resolver failed) but not yet delivered */
+	/* result already known (numeric host, unknown service) but not yet
+	 * delivered */
+	CU_ASSERT_EQUAL(net_connect_start(loop, "127.0.0.1",
+					  "no-such-service-name", AF_UNSPEC,
+					  1000, result_cb, &res, &c2), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+	CU_ASSERT_EQUAL(loop_timer_count(loop), 1);
+	net_connect_cancel(c2);
+	net_connect_cancel(NULL);
+
+	/* a real lookup, cancelled at once (its thread may or may not have
+	 * answered yet: both must end with nothing left) */
+	c2 = NULL;
 	CU_ASSERT_EQUAL(net_connect_start(loop, "no-such-host.invalid", "1",
 					  AF_UNSPEC, 1000, result_cb, &res,
 					  &c2), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
 	net_connect_cancel(c2);
-	net_connect_cancel(NULL);
 
 	end = rt_mono_ms() + 200;
 	while (rt_mono_ms() < end)
@@ -464,7 +597,150 @@ test_connect_cancel(void)
 	CU_ASSERT_EQUAL(res.calls, 0);
 	CU_ASSERT_EQUAL(loop_watch_count(loop), 0);
 	CU_ASSERT_EQUAL(loop_timer_count(loop), 0);
+	CU_ASSERT(lookups_settle());
 	CU_ASSERT_EQUAL(count_fds(), fds_before);
+	loop_free(loop);
+}
+
+/* A name (not a numeric address) resolved by the resolver thread. */
+static void
+test_connect_localhost(void)
+{
+	char port[16];
+	int lfd = listen_one("127.0.0.1", 16, port, sizeof(port));
+
+	CU_ASSERT_FATAL(lfd >= 0);
+	connect_ok("localhost", port, AF_INET, lfd);
+	close(lfd);
+}
+
+static void
+tick_cb(struct loop *loop, void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/*
+ * Lookups that hang: the lookup bound, the loop running meanwhile (a
+ * timer fires, a numeric connect completes), cancel while the thread is
+ * still inside getaddrinfo() (the late answer is freed by the thread), a
+ * slow answer that does arrive, and the cap on lookups in progress.
+ */
+static void
+test_resolve_slow(void)
+{
+	struct loop *loop = NULL;
+	struct result res = { 0 }, res2 = { 0 };
+	struct net_connect *c = NULL, *many[NET_LOOKUPS_MAX];
+	char port[16], want[128];
+	int fds0, lfd, afd, ticks = 0;
+	int64_t t0, dt;
+	size_t i;
+
+	CU_ASSERT_FATAL(loop_new(&loop) == 0);
+	lfd = listen_one("127.0.0.1", 64, port, sizeof(port));
+	CU_ASSERT_FATAL(lfd >= 0);
+	CU_ASSERT(lookups_settle());
+	fds0 = count_fds();
+
+	/* bounded: timeout_ms (300) is below NET_RESOLVE_TIMEOUT_MS */
+	t0 = rt_mono_ms();
+	CU_ASSERT_EQUAL(net_connect_start(loop, "a.slow.test", port,
+					  AF_UNSPEC, 300, result_cb, &res,
+					  NULL), 0);
+	CU_ASSERT_EQUAL(loop_watch_count(loop), 1);	/* the eventfd */
+	CU_ASSERT_EQUAL(loop_timer_count(loop), 1);	/* the bound */
+	CU_ASSERT(slow_wait_inflight(1));
+	wait_result(loop, &res);
+	dt = rt_mono_ms() - t0;
+	CU_ASSERT_EQUAL(res.calls, 1);
+	CU_ASSERT_EQUAL(res.err, RT_ERR_RESOLVE);
+	CU_ASSERT_EQUAL(res.fd, -1);
+	CU_ASSERT_STRING_EQUAL(res.msg,
+			       "resolve a.slow.test: timed out after 300 ms");
+	CU_ASSERT(dt >= 290 && dt < WAIT_MS);
+	loop_run_once(loop, 0);
+	CU_ASSERT_EQUAL(loop_watch_count(loop), 0);
+	CU_ASSERT_EQUAL(loop_timer_count(loop), 0);
+	CU_ASSERT_EQUAL(slow_count(), 1);	/* the thread still waits */
+	CU_ASSERT(slow_release(fds0));		/* ... and cleans up */
+
+	/* the loop runs while a lookup hangs; cancel before the answer */
+	memset(&res, 0, sizeof(res));
+	CU_ASSERT_EQUAL(net_connect_start(loop, "b.slow.test", port,
+					  AF_UNSPEC, 10000, result_cb, &res,
+					  &c), 0);
+	CU_ASSERT(slow_wait_inflight(1));
+	CU_ASSERT_EQUAL(loop_timer_add(loop, 20, tick_cb, &ticks, NULL), 0);
+	CU_ASSERT_EQUAL(net_connect_start(loop, "127.0.0.1", port, AF_INET,
+					  2000, result_cb, &res2, NULL), 0);
+	wait_result(loop, &res2);
+	CU_ASSERT_EQUAL(res2.err, 0);
+	CU_ASSERT(res2.fd >= 0);
+	t0 = rt_mono_ms();
+	while (ticks == 0 && rt_mono_ms() - t0 < WAIT_MS)
+		loop_run_once(loop, 50);
+	CU_ASSERT_EQUAL(ticks, 1);
+	CU_ASSERT_EQUAL(res.calls, 0);
+	CU_ASSERT_EQUAL(slow_count(), 1);
+	net_connect_cancel(c);
+	CU_ASSERT_EQUAL(loop_watch_count(loop), 0);
+	CU_ASSERT_EQUAL(loop_timer_count(loop), 0);
+	if (res2.fd >= 0)
+		close(res2.fd);
+	afd = accept_wait(lfd, NULL, NULL);
+	CU_ASSERT(afd >= 0);
+	if (afd >= 0)
+		close(afd);
+	CU_ASSERT(slow_release(fds0));
+	loop_run_once(loop, 50);
+	CU_ASSERT_EQUAL(res.calls, 0);
+
+	/* a slow answer that arrives in time connects */
+	memset(&res, 0, sizeof(res));
+	CU_ASSERT_EQUAL(net_connect_start(loop, "c.slow.test", port,
+					  AF_UNSPEC, 10000, result_cb, &res,
+					  NULL), 0);
+	CU_ASSERT(slow_wait_inflight(1));
+	loop_run_once(loop, 50);
+	CU_ASSERT_EQUAL(res.calls, 0);
+	CU_ASSERT(slow_release(-1));
+	wait_result(loop, &res);
+	CU_ASSERT_EQUAL(res.calls, 1);
+	CU_ASSERT_EQUAL(res.err, 0);
+	CU_ASSERT(res.fd >= 0);
+	if (res.fd >= 0)
+		close(res.fd);
+	afd = accept_wait(lfd, NULL, NULL);
+	CU_ASSERT(afd >= 0);
+	if (afd >= 0)
+		close(afd);
+
+	/* the cap: one lookup too many fails at once, named */
+	for (i = 0; i < NET_LOOKUPS_MAX; i++) {
+		many[i] = NULL;
+		CU_ASSERT_EQUAL(net_connect_start(loop, "d.slow.test", port,
+						  AF_UNSPEC, 10000, result_cb,
+						  &res2, &many[i]), 0);
+	}
+	CU_ASSERT(slow_wait_inflight(NET_LOOKUPS_MAX));
+	memset(&res, 0, sizeof(res));
+	CU_ASSERT_EQUAL(net_connect_start(loop, "e.slow.test", port,
+					  AF_UNSPEC, 10000, result_cb, &res,
+					  NULL), 0);
+	wait_result(loop, &res);
+	CU_ASSERT_EQUAL(res.err, RT_ERR_RESOLVE);
+	snprintf(want, sizeof(want), "resolve e.slow.test: too many lookups "
+		 "in progress");
+	CU_ASSERT_STRING_EQUAL(res.msg, want);
+	for (i = 0; i < NET_LOOKUPS_MAX; i++)
+		net_connect_cancel(many[i]);
+	CU_ASSERT(slow_release(fds0));
+
+	loop_run_once(loop, 0);
+	CU_ASSERT_EQUAL(loop_watch_count(loop), 0);
+	CU_ASSERT_EQUAL(loop_timer_count(loop), 0);
+	close(lfd);
 	loop_free(loop);
 }
 
@@ -677,6 +953,9 @@ suite_net(void)
 	    CU_add_test(s, "connect resolve", test_connect_resolve) == NULL ||
 	    CU_add_test(s, "connect timeout", test_connect_timeout) == NULL ||
 	    CU_add_test(s, "connect cancel", test_connect_cancel) == NULL ||
+	    CU_add_test(s, "connect localhost", test_connect_localhost) ==
+	    NULL ||
+	    CU_add_test(s, "resolve slow", test_resolve_slow) == NULL ||
 	    CU_add_test(s, "listen any", test_listen_any) == NULL ||
 	    CU_add_test(s, "listen errors", test_listen_errors) == NULL ||
 	    CU_add_test(s, "accept", test_accept) == NULL ||
