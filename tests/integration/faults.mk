@@ -12,6 +12,7 @@ FAULT_ITESTS = \
 	tests/integration/fault_config.sh \
 	tests/integration/fault_pipe.sh \
 	tests/integration/fault_ssh_wire.sh \
+	tests/integration/fault_mqtt.sh \
 	tests/integration/privdrop.sh
 
 TESTS += $(FAULT_ITESTS)
