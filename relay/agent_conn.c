@@ -200,7 +200,12 @@ agent_pump(struct agent *a)
 				progress = 1;
 			else if (n == RT_ERR_EOF) {
 				if (buf_len(a->to_tls) == 0) {
-					agent_kill(a, "SSH session closed");
+					char why[200];
+
+					(void)sshsess_status(&a->ss, why,
+					    sizeof(why));
+					agent_kill(a, "SSH session closed: %s",
+					    why);
 					return;
 				}
 			} else if (n != RT_ERR_AGAIN && n != RT_ERR_FULL) {
@@ -544,8 +549,12 @@ agent_drain(struct agent *a)
 		agent_message(a, msg);
 		ssh_message_free(msg);
 	}
-	if (!a->dead && sshsess_closed(&a->ss))
-		agent_kill(a, "SSH session closed");
+	if (!a->dead && sshsess_closed(&a->ss)) {
+		char why[200];
+
+		(void)sshsess_status(&a->ss, why, sizeof(why));
+		agent_kill(a, "SSH session closed: %s", why);
+	}
 	/* after the registrations: the events channel follows `control` */
 	if (!a->dead && ctlexec_events_service(a))
 		relay_kick(a->relay);

@@ -56,10 +56,16 @@ sshsess_closed(const struct sshsess *ss)
 	return (ssh_get_status(ss->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
 }
 
-static int
+int
 sshsess_status(struct sshsess *ss, char *err, size_t errlen)
 {
-	int st = ssh_get_status(ss->s);
+	int st;
+
+	if (ss->s == NULL) {
+		snprintf(err, errlen, "session gone");
+		return RT_ERR_EOF;
+	}
+	st = ssh_get_status(ss->s);
 
 	if (st & SSH_CLOSED_ERROR) {
 		snprintf(err, errlen, "%s", ssh_get_error(ss->s));

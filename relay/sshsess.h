@@ -49,6 +49,11 @@ int sshsess_busy(const struct sshsess *ss);
 /* 1 once the session is closed or in error. */
 int sshsess_closed(const struct sshsess *ss);
 
+/* Why a session ended: libssh's error (a MAC or decryption failure, say,
+ * also when a channel call read the bad packet) or "connection closed by
+ * peer". 0 while it is open, else RT_ERR_SSH or RT_ERR_EOF. */
+int sshsess_status(struct sshsess *ss, char *err, size_t errlen);
+
 /*
  * Pulls into b every byte libssh still holds for ch, all at once, or
  * nothing if they do not all fit in b (libssh 0.10 re-opens the whole
