@@ -419,17 +419,32 @@ agent_drop(struct agent *a)
 	return 0;
 }
 
+/* 1 if the built-in control service, the writer of state_dir, is on. */
+static int
+has_control(const struct agent_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nservices; i++)
+		if (cfg->services[i].builtin &&
+		    strcmp(cfg->services[i].name, "control") == 0)
+			return 1;
+	return 0;
+}
+
 /*
- * One lock file per state directory (control.state_dir if it exists,
- * mqtt.spool_dir if the spool is on), the same directory only once.
+ * One lock file per state directory (control.state_dir if it exists and
+ * the control service is on, mqtt.spool_dir if the spool is on), the same
+ * directory only once.
  */
 static int
 lock_dirs(struct agent *a)
 {
 	const struct agent_config *cfg = a->cfg;
 	const char *opts[2] = { "control.state_dir", "mqtt.spool_dir" };
-	const char *dirs[2] = { cfg->control_state_dir,
-	    cfg->mqtt.enable ? cfg->mqtt.spool_dir : "" };
+	const char *dirs[2] = {
+		has_control(cfg) ? cfg->control_state_dir : "",
+		cfg->mqtt.enable ? cfg->mqtt.spool_dir : "" };
 	struct stat st[2];
 	char path[PATH_MAX], err[PATH_MAX + 200];
 	size_t i;
