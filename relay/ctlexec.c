@@ -1387,18 +1387,26 @@ ev_new(struct agent *a)
 }
 
 /* One event frame: audited, then acked. Returns 0, RT_ERR_AGAIN (not
- * written: keep it and try again later) or RT_ERR_PROTO. */
+ * written: keep it and try again later) or RT_ERR_PROTO (no event: the
+ * stop is logged here). */
 static int
 ev_event(struct ctlevents *ev, const struct ctl_frame *f)
 {
-	char ack[CTL_ACK_MAX];
+	char ack[CTL_ACK_MAX], text[61];
 	uint64_t id;
-	size_t n;
+	size_t n, i;
 	int rc;
 
 	if (ctl_event_id(f->payload, f->len, &id) != 0) {
-		log_warn("agent %s: events channel: an event without a "
-		    "leading id", ev->ag->id);
+		/* an agent that does not know "events" answers it with an
+		 * error text: asking again would get the same */
+		n = RT_MIN((size_t)f->len, sizeof(text) - 1);
+		for (i = 0; i < n; i++)
+			text[i] = f->payload[i] >= 0x20 && f->payload[i] < 0x7f ?
+			    (char)f->payload[i] : '?';
+		text[n] = '\0';
+		ev_stop(ev, EV_OFF, "the agent does not deliver events (it "
+		    "sent \"%s\", not an event)", text);
 		return RT_ERR_PROTO;
 	}
 	rc = ctlexec_agent_event(ev->ag, (const char *)f->payload, f->len);
@@ -1451,11 +1459,8 @@ ev_pump(struct ctlevents *ev)
 			ev->window_events++;
 			if ((er = ev_event(ev, &f)) == RT_ERR_AGAIN)
 				break;	/* the tick tries again */
-			if (er < 0) {
-				ev_stop(ev, EV_IDLE, "protocol error (bad "
-				    "event)");
-				return 1;
-			}
+			if (er < 0)
+				return 1;	/* stopped */
 		} else if (f.type == CTL_EXIT) {
 			/* an agent that does not know the command answers it
 			 * like any other and exits */

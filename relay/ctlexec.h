@@ -166,8 +166,9 @@ int ctlexec_agent_event(struct agent *a, const char *json, size_t len);
  * agent refuses or leaves unanswered (handshake_timeout), a protocol
  * error, or the agent closing the channel: tried again after
  * CTLEXEC_EVENTS_RETRY_MS while the service is registered. An agent that
- * answers with CTL_EXIT (it does not know the command) is not asked again
- * on this connection.
+ * answers with something that is not an event (DATA without a leading id,
+ * or CTL_EXIT: it does not know the command) is not asked again on this
+ * connection.
  *
  * ctlexec_events_service() runs after the agent's session was polled and
  * on every tick: it starts, advances and pumps the channel. Returns 1 if

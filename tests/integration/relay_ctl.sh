@@ -10,7 +10,10 @@
 # garbage gives 255; secrets of config set stay out of the audit; 3 MiB
 # of output through a slow reader arrives whole; `ssh -t shell` carries
 # the PTY size, a window change and exit status 3; `logs -f` ends when
-# the operator leaves; an agent going away ends a command with 255.
+# the operator leaves; the agent's events arrive on the relay's events
+# channel and are audited (agent_event) and acked, a malformed one acked
+# but not audited, an agent without the channel not asked again; an
+# agent going away ends a command with 255.
 . "$top_srcdir/tests/integration/lib.sh"
 rt_setup
 rt_pki
@@ -38,7 +41,8 @@ relay_start
 CTL_AGENT="$top_srcdir/tests/tools/ctl_agent.py"
 rt_spawn agent17 "$CTL_PY" "$CTL_AGENT" --port "$RPORT" --pki "$PKI" \
 	--id gw-17 --ready "$T/gw-17.ready" --log "$T/agent17.paramiko" \
-	--event '{"event":"config_rollback","reason":"relay unreachable","t":12}'
+	--event '{"event":"config_rollback","reason":"relay unreachable","t":12}' \
+	--event '{"bad json'
 rt_spawn agent18 "$CTL_PY" "$CTL_AGENT" --port "$RPORT" --pki "$PKI" \
 	--id gw-18 --ready "$T/gw-18.ready" --no-control --no-shell
 rt_wait 20 "gw-17 up" test -s "$T/gw-17.ready" || rt_fail "gw-17 did not start"
@@ -236,13 +240,24 @@ relay_audit_has exec 'd["command"] == "shell gw-17" and d["operator"] == "mallor
 	rt_fail "shell not audited"
 rt_ok "ssh -t shell: PTY size and window change through, exit status 3"
 
-# -- agent_event from event@revtun
-if relay_audit_has agent_event 'd["agent"] == "gw-17" and "config_rollback" in d["detail"]'; then
-	rt_ok "event@revtun in the audit log"
-else
-	rt_log "note: no agent_event: libssh 0.10 drops unknown global requests (see docs)"
-fi
-rt_alive "$(rt_pid agent17)" || rt_fail "event@revtun dropped the agent session"
+# -- agent events over the relay's events channel: audited, then acked; a
+# malformed one is acked but not audited
+rt_wait 15 "agent_event id 1" relay_audit_has agent_event \
+	'd["agent"] == "gw-17" and d["detail"].startswith("{\"id\":1,\"event\":\"config_rollback\"")' ||
+	rt_fail "no agent_event for gw-17: $(grep agent_event "$T/audit.log")"
+rt_wait 10 "acks 1 and 2" grep -qx "ack 2" "$T/gw-17.ready.acks" ||
+	rt_fail "acks: $(cat "$T/gw-17.ready.acks" 2>/dev/null)"
+grep -qx "ack 1" "$T/gw-17.ready.acks" || rt_fail "no ack 1"
+grep -qx "relay|events" "$T/gw-17.ready.reqs" ||
+	rt_fail "the relay's events request: $(cat "$T/gw-17.ready.reqs")"
+relay_audit_has agent_event '"bad json" in d["detail"]' &&
+	rt_fail "a malformed event was audited"
+grep -q "agent gw-17: event refused: not one printable JSON object" "$T/relay.log" ||
+	rt_fail "malformed event not logged"
+[ "$(grep -c '"agent_event"' "$T/audit.log")" = 1 ] ||
+	rt_fail "agent_event lines: $(grep agent_event "$T/audit.log")"
+rt_alive "$(rt_pid agent17)" || rt_fail "the events channel dropped the agent session"
+rt_ok "agent events: audited once, acked; a malformed one acked, not audited"
 
 # -- the agent going away ends a running command with 255
 rt_spawn follow2 ssh $SSHOPTS -i "$PKI/mallory_ed25519" -o IdentitiesOnly=yes \
@@ -264,6 +279,10 @@ rm -f "$T/gw-17.ready"
 rt_spawn agent17b "$CTL_PY" "$CTL_AGENT" --port "$RPORT" --pki "$PKI" \
 	--id gw-17 --ready "$T/gw-17.ready" --log "$T/agent17b.paramiko"
 rt_wait 20 "gw-17 back" test -s "$T/gw-17.ready" || rt_fail "gw-17 did not return"
+# this one answers "events" as an unknown command: not asked again
+rt_wait 10 "events channel given up" grep -q \
+	"agent gw-17: events channel: the agent does not deliver events" "$T/relay.log" ||
+	rt_fail "relay did not give up the events channel of an agent without it"
 rt_spawn follow3 ssh $SSHOPTS -i "$PKI/mallory_ed25519" -o IdentitiesOnly=yes \
 	-p "$RPORT" mallory@127.0.0.1 logs gw-17 -f
 rt_wait 10 "logs -f output" grep -q "follow 2" "$T/follow3.log" ||

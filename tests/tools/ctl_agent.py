@@ -24,9 +24,14 @@
 #   shell (on "shell")   "pty COLSxROWS TERM\n" from CTL_PTY (or "no pty"),
 #                        echoes DATA, "winch CxR\n" per CTL_WINCH; ends with
 #                        EXIT 3 on CTL_EOF or when input holds "exit"
+#   events (from "relay", the relay's events channel; only with --event):
+#                        each --event as one DATA frame, numbered from 1
+#                        ({"id":N, is put in front unless the JSON starts
+#                        with {"id":); every ack received is appended to
+#                        FILE.acks; the channel stays open. Without
+#                        --event "events" is an unknown command, as on an
+#                        agent that predates the events channel.
 # Every received REQ is appended to FILE.reqs ("OPERATOR|COMMAND").
-# Each --event is sent as an "event@revtun" global request (no reply)
-# once the forwards are registered.
 import argparse
 import hashlib
 import os
@@ -97,6 +102,18 @@ def serve(ch, args):
         with open(args.ready + ".reqs", "a") as f:
             f.write("%s|%s\n" % (op.decode(), cmd.decode()))
         words = cmd.decode().split(" ", 3)
+        if op == b"relay" and cmd == b"events" and args.event:
+            for i, ev in enumerate(args.event, 1):
+                if not ev.startswith('{"id":'):
+                    ev = '{"id":%d,%s' % (i, ev[1:])
+                send(ch, DATA, ev.encode())
+            while True:
+                t, p = fr.next()
+                if t is None:
+                    break
+                with open(args.ready + ".acks", "a") as f:
+                    f.write("%s\n" % p.decode(errors="replace"))
+            return
         if words[0] == "status":
             done(ch, 0, b"status of %s for %s: ok\n" %
                  (args.id.encode(), op))
@@ -266,12 +283,14 @@ def main():
     def handler(ch, origin, server):
         threading.Thread(target=serve, args=(ch, args), daemon=True).start()
 
+    # the relay opens its events channel as soon as "control" is
+    # registered; paramiko installs the handler only after the reply and
+    # would refuse an open that comes first
+    t._tcp_handler = handler
     if not args.no_control:
         t.request_port_forward("control", 1, handler)
     if not args.no_shell:
         t.request_port_forward("shell", 2, handler)
-    for ev in args.event:
-        t.global_request("event@revtun", (ev,), wait=False)
     with open(args.ready, "w") as f:
         f.write("up\n")
     while t.is_active():
