@@ -867,7 +867,7 @@ check_readable(struct load_ctx *lc, cfg_t *sec, const char *opt,
 static int
 load_tls(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 {
-	cfg_t *sec = cfg_getsec(cfg, "tls");
+	cfg_t *sec = cfgu_getsec(cfg, "tls");
 	static const char *req[] = { "ca", "cert", "key" };
 	const char *v;
 	size_t i;
@@ -896,7 +896,7 @@ load_tls(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 static int
 load_ssh_reconnect(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 {
-	cfg_t *sec = cfg_getsec(cfg, "ssh");
+	cfg_t *sec = cfgu_getsec(cfg, "ssh");
 	int r;
 
 	if ((r = dupstr(&ac->ssh_host_key_fp,
@@ -905,7 +905,7 @@ load_ssh_reconnect(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	ac->keepalive_interval_ms = get_ms(sec, "keepalive_interval");
 	ac->keepalive_count = (unsigned int)cfg_getint(sec, "keepalive_count");
 
-	sec = cfg_getsec(cfg, "reconnect");
+	sec = cfgu_getsec(cfg, "reconnect");
 	ac->backoff_initial_ms = get_ms(sec, "initial");
 	ac->backoff_max_ms = get_ms(sec, "max");
 	ac->backoff_jitter_pct = (unsigned int)cfg_getint(sec, "jitter");
@@ -919,7 +919,7 @@ load_ssh_reconnect(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 static int
 load_proxy(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 {
-	cfg_t *sec = cfg_getsec(cfg, "proxy");
+	cfg_t *sec = cfgu_getsec(cfg, "proxy");
 	char pbuf[16];
 	const char *auth = cfg_getstr(sec, "auth_file");
 	int r;
@@ -940,7 +940,7 @@ load_proxy(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 static int
 load_limits_consent(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 {
-	cfg_t *sec = cfg_getsec(cfg, "limits");
+	cfg_t *sec = cfgu_getsec(cfg, "limits");
 	enum agent_consent_mode mode = CONSENT_OFF;
 	const char *file, *cmd;
 	int r;
@@ -951,7 +951,7 @@ load_limits_consent(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 		ac->channel_buffer = 0;
 	ac->target_connect_timeout_ms = get_ms(sec, "target_connect_timeout");
 
-	sec = cfg_getsec(cfg, "consent");
+	sec = cfgu_getsec(cfg, "consent");
 	(void)parse_consent_mode(cfg_getstr(sec, "mode"), &mode);
 	ac->consent_mode = mode;
 	file = cfg_getstr(sec, "file");
@@ -979,7 +979,7 @@ load_services(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	int r;
 
 	for (i = 0; i < n; i++) {
-		cfg_t *sec = cfg_getnsec(cfg, "service", i);
+		cfg_t *sec = cfgu_getnsec(cfg, "service", i);
 		const char *name = cfg_title(sec);
 		const char *target = cfg_getstr(sec, "target");
 		struct agent_service *s;
@@ -1058,7 +1058,7 @@ load_services(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 static int
 load_control_shell(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 {
-	cfg_t *sec = cfg_getsec(cfg, "control");
+	cfg_t *sec = cfgu_getsec(cfg, "control");
 	int r;
 
 	ac->control_rollback_timeout_ms = get_ms(sec, "rollback_timeout");
@@ -1066,7 +1066,7 @@ load_control_shell(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	if ((r = dupstr(&ac->control_state_dir,
 	    cfg_getstr(sec, "state_dir"))) != 0)
 		return r;
-	sec = cfg_getsec(cfg, "shell");
+	sec = cfgu_getsec(cfg, "shell");
 	ac->shell_enable = cfg_getbool(sec, "enable") ? 1 : 0;
 	ac->shell_idle_timeout_ms = get_ms(sec, "idle_timeout");
 	if ((r = dupstr(&ac->shell_user, cfg_getstr(sec, "user"))) != 0 ||
@@ -1096,8 +1096,8 @@ static int
 load_mqtt(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 {
 	struct agent_mqtt_config *mc = &ac->mqtt;
-	cfg_t *sec = cfg_getsec(cfg, "mqtt");
-	cfg_t *tls = cfg_getsec(sec, "tls");
+	cfg_t *sec = cfgu_getsec(cfg, "mqtt");
+	cfg_t *tls = cfgu_getsec(sec, "tls");
 	unsigned int i, n = cfg_size(sec, "brokers");
 	const char *ca, *cert, *key, *pw;
 	uint64_t b;
@@ -1187,7 +1187,7 @@ static int
 load_telemetry(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 {
 	struct agent_telemetry_config *tc = &ac->telemetry;
-	cfg_t *sec = cfg_getsec(cfg, "telemetry");
+	cfg_t *sec = cfgu_getsec(cfg, "telemetry");
 	unsigned int i, n = cfg_size(sec, "disks");
 	int r;
 
@@ -1229,7 +1229,7 @@ load_telemetry(struct agent_config *ac, cfg_t *cfg, struct load_ctx *lc)
 	ac->on_demand_idle_ms = get_ms(cfg, "on_demand_idle");
 	if (ac->uplink_mode == UPLINK_ON_DEMAND && (!ac->mqtt.enable ||
 	    *ac->mqtt.cmd_key_file == '\0'))
-		sec_err(lc, cfg_getsec(cfg, "mqtt"), "uplink_mode = "
+		sec_err(lc, cfgu_getsec(cfg, "mqtt"), "uplink_mode = "
 		    "\"on-demand\" needs enable = true and cmd_key_file (the "
 		    "tunnel opens only on a signed tunnel-open command)");
 	return 0;
@@ -1300,7 +1300,7 @@ label_sections(cfg_t *cfg, const char *name)
 	size_t i;
 
 	for (i = 0; i < RT_ARRAY_SIZE(secs); i++) {
-		cfg_t *sec = cfg_getsec(cfg, secs[i]);
+		cfg_t *sec = cfgu_getsec(cfg, secs[i]);
 		char *fn;
 
 		if (sec == NULL)
@@ -1350,6 +1350,7 @@ load(const char *text, const char *name, struct agent_config **out,
 		goto out;	/* syntax or I/O: the values are incomplete */
 
 	if ((ac = calloc(1, sizeof(*ac))) == NULL) {
+		cfgu_errors_add(errs, "%s: out of memory", name);
 		r = RT_ERR_NOMEM;
 		goto out;
 	}

@@ -273,7 +273,7 @@ valid_listen(const char *s, char *why, size_t len)
 static char **
 get_list(struct build *b, cfg_t *sec, const char *name, size_t *np)
 {
-	size_t n = cfg_size(sec, name);
+	size_t n = cfg_size(sec, name), i;
 	char **v;
 
 	*np = 0;
@@ -281,13 +281,14 @@ get_list(struct build *b, cfg_t *sec, const char *name, size_t *np)
 		b->nomem = 1;
 		return NULL;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		if ((v[i] = strdup(cfg_getnstr(sec, name, i))) == NULL) {
 			b->nomem = 1;
 			break;
 		}
 	}
-	*np = n;
+	/* Only the copies made: callers walk v[0 .. *np). */
+	*np = i;
 	return v;
 }
 
@@ -515,7 +516,7 @@ build_top(struct build *b, cfg_t *root, struct relay_config *c)
 static void
 build_tls(struct build *b, cfg_t *root, struct relay_config *c)
 {
-	cfg_t *t = cfg_getsec(root, "tls");
+	cfg_t *t = cfgu_getsec(root, "tls");
 	const char *v;
 
 	c->tls_ca = get_str(b, t, "ca");
@@ -563,7 +564,7 @@ valid_service_pattern(const char *s)
 static void
 build_agents(struct build *b, cfg_t *root, struct relay_config *c)
 {
-	cfg_t *a = cfg_getsec(root, "agents");
+	cfg_t *a = cfgu_getsec(root, "agents");
 
 	c->agent_allow = get_list(b, a, "allow", &c->nagent_allow);
 	for (size_t i = 0; c->agent_allow != NULL && i < c->nagent_allow;
@@ -640,7 +641,7 @@ build_penalties(struct build *b, cfg_t *l, struct relay_config *c)
 static void
 build_limits(struct build *b, cfg_t *root, struct relay_config *c)
 {
-	cfg_t *l = cfg_getsec(root, "limits");
+	cfg_t *l = cfgu_getsec(root, "limits");
 	const char *s;
 
 	c->handshake_timeout_ms = get_duration(b, l, "limits",
@@ -956,7 +957,7 @@ build_operators(struct build *b, cfg_t *root, struct relay_config *c)
 		return;
 	}
 	for (size_t i = 0; i < n && !b->nomem; i++) {
-		build_operator(b, cfg_getnsec(root, "operator", i), c,
+		build_operator(b, cfgu_getnsec(root, "operator", i), c,
 		    &c->operators[i]);
 		c->noperators++;
 	}
@@ -972,7 +973,7 @@ build_operators(struct build *b, cfg_t *root, struct relay_config *c)
 					if (ssh_key_cmp(a->keys[k], o->keys[l],
 					    SSH_KEY_CMP_PUBLIC) != 0)
 						continue;
-					add_err(b, b->name, cfg_getnsec(root,
+					add_err(b, b->name, cfgu_getnsec(root,
 					    "operator", i)->line, "operator "
 					    "%s: key %s also belongs to "
 					    "operator %s", a->name,
@@ -993,6 +994,7 @@ build(cfg_t *root, const char *name, struct relay_config **out,
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->path = strdup(name)) == NULL) {
+		cfgu_errors_add(errs, "%s: out of memory", name);
 		r = RT_ERR_NOMEM;
 		goto out;
 	}
