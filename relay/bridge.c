@@ -111,6 +111,8 @@ take_data(struct bridge *b, struct buf *carry, int *backlog, void *data,
 		return (int)len;	/* not used by tcpip channels: drop */
 	if (b->state == BRIDGE_DEAD || window_overrun(b, carry, len))
 		return (int)len;
+	if (len > 0)
+		b->t_io = loop_now(b->relay->loop);
 	/* callbacks fill only the soft part; dir_pull() owns the rest */
 	room = buf_len(carry) < b->soft ? b->soft - buf_len(carry) : 0;
 	n = buf_append_some(carry, data, RT_MIN((size_t)len, room));
@@ -300,7 +302,17 @@ void
 bridge_tick(struct bridge *b, int64_t now)
 {
 	int64_t hs = b->relay->cfg->handshake_timeout_ms;
+	int64_t idle = b->relay->cfg->operator_channel_idle_timeout_ms;
 
+	/* like OpenSSH's ChannelTimeout: no byte either way for that long */
+	if (b->state == BRIDGE_OPEN && idle > 0 && now - b->t_io >= idle) {
+		log_info("operator %s chan %llu: %s:%s idle for %lld s: "
+		    "closing it", b->opname, (unsigned long long)b->id,
+		    b->agent_id, b->service, (long long)((now - b->t_io) /
+		    1000));
+		bridge_kill(b, "idle");
+		return;
+	}
 	if (b->state != BRIDGE_OPENING || now < b->deadline)
 		return;
 	if (!b->late) {
@@ -417,6 +429,7 @@ bridge_advance_open(struct bridge *b)
 	b->confirmed = 1;
 	b->state = BRIDGE_OPEN;
 	b->t_open = loop_now(b->relay->loop);
+	b->t_io = b->t_open;
 	b->relay->st.chan_open++;
 
 	audit_rec_begin(&rec, "channel_open");
@@ -459,6 +472,7 @@ dir_flush(struct bridge *b, struct bdir *d, size_t *quota)
 		*d->bytes += (uint64_t)n;
 		*quota -= (size_t)n;
 		moved += (size_t)n;
+		b->t_io = loop_now(b->relay->loop);
 	}
 	if (buf_len(d->carry) == 0)
 		buf_shrink(d->carry);
@@ -480,8 +494,10 @@ dir_pull(struct bridge *b, struct bdir *d, size_t *quota)
 {
 	ssize_t n = sshsess_pull(d->src, d->carry, d->backlog);
 
-	if (n > 0)
+	if (n > 0) {
 		*quota -= RT_MIN(*quota, (size_t)n);
+		b->t_io = loop_now(b->relay->loop);
+	}
 	return n;
 }
 
@@ -625,6 +641,8 @@ bridge_free(struct bridge *b)
 	if (b->op != NULL) {
 		TAILQ_REMOVE(&b->op->bridges, b, op_link);
 		b->op->nchannels--;
+		/* operator_idle_timeout counts from the last channel's end */
+		b->op->last_active = loop_now(r->loop);
 	}
 	if (b->ag != NULL) {
 		TAILQ_REMOVE(&b->ag->bridges, b, ag_link);

@@ -2,6 +2,14 @@
  * listener.c - listening sockets, admission limits and the triage of new
  * connections by their first bytes (listener.h; the rules are in
  * protodetect.c).
+ *
+ * Per-source penalties (operator.h) act here, before any TLS or SSH
+ * work: on an operator-only port a penalized source is closed right after
+ * accept; on the shared port only once its first bytes say SSH, so an
+ * agent (TLS) is never refused for what operators or scanners behind the
+ * same address did. A connection that ends here without a protocol (no
+ * bytes, garbage, TLS on the operator port, silent past the deadline)
+ * adds penalty_noauth to its source; that only ever refuses SSH.
  */
 #include "config.h"
 
@@ -57,6 +65,7 @@ split_hostport(const char *s, char *host, size_t hlen, char *port,
 }
 
 static void pconn_drop(struct pconn *pc, const char *why);
+static void pconn_fail(struct pconn *pc, const char *why);
 
 /*
  * The pending table is full: make room by closing the oldest connection
@@ -151,6 +160,11 @@ listener_accept(struct loop *loop, int lfd, unsigned int ev, void *arg)
 			close(fd);
 			continue;
 		}
+		/* agents never come here: refuse before reading anything */
+		if (l->op_only && operator_source_refused(r, src, host)) {
+			close(fd);
+			continue;
+		}
 		if ((pc = calloc(1, sizeof(*pc))) == NULL) {
 			log_err("listener %s: %s: out of memory", l->name, src);
 			close(fd);
@@ -207,6 +221,17 @@ pconn_drop(struct pconn *pc, const char *why)
 	relay_kick(pc->relay);
 }
 
+/* The peer ended its connection without speaking TLS or SSH: penalize
+ * its source (noauth), then drop it. */
+static void
+pconn_fail(struct pconn *pc, const char *why)
+{
+	if (pc->dead)
+		return;
+	operator_penalize(pc->relay, pc->host, PEN_NOAUTH, pc->src);
+	pconn_drop(pc, why);
+}
+
 /* The fd goes to an agent or operator object: pconn forgets it, and the
  * pending count moves with it. */
 static int
@@ -255,17 +280,17 @@ pconn_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
-		pconn_drop(pc, strerror(errno));
+		pconn_fail(pc, strerror(errno));
 		return;
 	}
 	if (n == 0) {
-		pconn_drop(pc, "closed before sending anything");
+		pconn_fail(pc, "closed before sending anything");
 		return;
 	}
 	switch (pd_classify(b, (size_t)n, &reason)) {
 	case PD_TLS:
 		if (pc->op_only) {
-			pconn_drop(pc, "TLS on the operator-only port");
+			pconn_fail(pc, "TLS on the operator-only port");
 			return;
 		}
 		agent_start(r, pconn_handoff(pc), pc->src, pc->host,
@@ -287,10 +312,14 @@ pconn_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 			    " %02x", b[i]);
 		if (off < sizeof(why))
 			snprintf(why + off, sizeof(why) - off, ")");
-		pconn_drop(pc, why);
+		pconn_fail(pc, why);
 		return;
 	case PD_SSH:
 		break;
+	}
+	if (operator_source_refused(r, pc->src, pc->host)) {
+		pconn_drop(pc, NULL);	/* counted as refused_penalty */
+		return;
 	}
 	if (getpeername(fd, (struct sockaddr *)&ss, &slen) == 0) {
 		if (ss.ss_family == AF_INET)
@@ -306,7 +335,8 @@ void
 pconn_tick(struct pconn *pc, int64_t now)
 {
 	if (!pc->dead && now >= pc->deadline)
-		pconn_drop(pc, "nothing received before the handshake deadline");
+		pconn_fail(pc, "nothing received before the handshake "
+		    "deadline");
 }
 
 void

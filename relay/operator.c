@@ -6,6 +6,10 @@
  * taken with ssh_message_get() after the session was polled, so a
  * direct-tcpip open can stay unanswered until the agent confirmed its side
  * (bridge.c owns the message from then on).
+ *
+ * Also here: the use of the per-source penalty table (operator_penalize,
+ * operator_source_refused; the table itself is penalty.c) and the limit
+ * on denied requests per connection (op_denied).
  */
 #include "config.h"
 
@@ -24,11 +28,97 @@
 #include "log.h"
 #include "loop.h"
 #include "operator.h"
+#include "penalty.h"
 #include "registry.h"
 #include "sshsess.h"
 #include "util.h"
 
 static void op_io(struct loop *loop, int fd, unsigned int events, void *arg);
+
+/* ---- per-source penalties ---- */
+
+/* 1 if host's source is subject to penalties; fills *a. */
+static int
+pen_applies(const struct relay *r, const char *host, struct pen_addr *a)
+{
+	const struct relay_config *cfg = r->cfg;
+
+	if (!cfg->penalties || pen_addr_from_str(host, a) != 0)
+		return 0;
+	return !pen_net_match(cfg->penalty_exempt, cfg->npenalty_exempt, host);
+}
+
+int
+operator_source_refused(struct relay *r, const char *src, const char *host)
+{
+	static struct log_rl rl = LOG_RL_INIT;
+	char s[PEN_ADDRSTRLEN];
+	struct pen_addr a;
+	enum pen_reason why;
+	int64_t left;
+
+	if (r->penalties == NULL || !pen_applies(r, host, &a) ||
+	    !pen_check(r->penalties, &a, loop_now(r->loop), &left, &why))
+		return 0;
+	r->st.refused_penalty++;
+	pen_addr_str(&a, s, sizeof(s));
+	log_warn_rl(&rl, "operator %s: refused: source %s is penalized (%s) "
+	    "for %lld s more", src, s, pen_reason_name(why),
+	    (long long)((left + 999) / 1000));
+	return 1;
+}
+
+void
+operator_penalize(struct relay *r, const char *host, enum pen_reason why,
+		  const char *conn)
+{
+	static struct log_rl rl = LOG_RL_INIT, rl_full = LOG_RL_INIT;
+	const struct relay_config *cfg = r->cfg;
+	char s[PEN_ADDRSTRLEN];
+	struct audit_rec rec;
+	struct pen_addr a;
+	int64_t left;
+	int rc;
+
+	if (r->stopping || !pen_applies(r, host, &a))
+		return;
+	if (r->penalties == NULL && pen_table_new(&r->penalties) != 0) {
+		log_err_rl(&rl, "source %s: no memory for the penalty table",
+		    host);
+		return;
+	}
+	rc = pen_add(r->penalties, &cfg->penalty, &a, why, loop_now(r->loop),
+	    &left);
+	pen_addr_str(&a, s, sizeof(s));
+	switch (rc) {
+	case PEN_STARTED:
+		audit_rec_begin(&rec, "source_penalty");
+		audit_rec_str(&rec, "src", s);
+		audit_rec_str(&rec, "reason", pen_reason_name(why));
+		audit_rec_int(&rec, "duration_ms", (long long)left);
+		audit_rec_str(&rec, "conn", conn);
+		relay_audit(r, &rec);
+		log_warn_rl(&rl, "source %s: operator connections refused for "
+		    "%lld s (%s, last from %s)", s, (long long)(left / 1000),
+		    pen_reason_name(why), conn);
+		break;
+	case PEN_NOTED:
+	case PEN_EXTENDED:
+		log_debug("source %s: penalty %s, %lld ms left (%s)", s,
+		    pen_reason_name(why), (long long)left, conn);
+		break;
+	case PEN_FULL:
+		r->st.penalty_full++;
+		log_warn_rl(&rl_full, "source %s: not penalized: the penalty "
+		    "table is full of refused sources (penalty_max_sources "
+		    "%zu)", s, cfg->penalty.max_sources);
+		break;
+	default:
+		log_err_rl(&rl, "source %s: penalty not recorded: %s", s,
+		    rt_strerror(rc));
+		break;
+	}
+}
 
 int
 operator_start(struct relay *r, int fd, const char *src, const char *host,
@@ -290,6 +380,69 @@ op_deny(struct opconn *op, ssh_message msg, const char *agent_id,
 	ssh_message_reply_default(msg);
 }
 
+/*
+ * Counts one request denied as unknown, offline or forbidden (what
+ * guessing agent ids produces; refusals for load, such as channel
+ * limits, do not count). A budget of operator_max_denials per
+ * operator_denial_window that refills continuously: deny_until moves
+ * window / max ahead per denial, so a burst of max passes and one more
+ * within the window does not. Then the connection goes and its source is
+ * penalized (PEN_GUESSING).
+ */
+static void
+op_denied(struct opconn *op)
+{
+	struct relay *r = op->relay;
+	const struct relay_config *cfg = r->cfg;
+	int64_t now = loop_now(r->loop), cost;
+	struct audit_rec rec;
+
+	op->ndenied++;
+	if (cfg->operator_max_denials == 0 || op->dead)
+		return;
+	cost = RT_MAX(cfg->operator_denial_window_ms /
+	    (int64_t)cfg->operator_max_denials, 1);
+	op->deny_until = RT_MAX(op->deny_until, now) + cost;
+	if (op->deny_until - now <= cfg->operator_denial_window_ms)
+		return;
+	audit_rec_begin(&rec, "deny_limit");
+	audit_rec_str(&rec, "operator", op->name);
+	audit_rec_str(&rec, "src", op->src);
+	audit_rec_int(&rec, "denied", op->ndenied);
+	audit_rec_int(&rec, "max", cfg->operator_max_denials);
+	audit_rec_int(&rec, "window_ms",
+	    (long long)cfg->operator_denial_window_ms);
+	relay_audit(r, &rec);
+	log_warn("operator %s: %s: more than %u requests denied within %lld "
+	    "s (%u so far): closing the connection", op->name, op->src,
+	    cfg->operator_max_denials,
+	    (long long)(cfg->operator_denial_window_ms / 1000), op->ndenied);
+	operator_kill(op, "too many denied requests");
+	operator_penalize(r, op->host, PEN_GUESSING, op->src);
+}
+
+/*
+ * 1 if agent command cmd will be refused as unknown agent, offline agent
+ * or missing right: the check ctlexec_start() makes, made beforehand so
+ * that op_denied() counts it (a usage error is not a guess).
+ */
+static int
+exec_guess(struct opconn *op, const char *cmd)
+{
+	struct relay *r = op->relay;
+	struct ctl_cmd p;
+	struct agent *ag;
+
+	if (ctlexec_parse(cmd, &p) != 0)
+		return 0;
+	if (p.agent[0] == '\0' || !rt_valid_id(p.agent) ||
+	    !acl_check(r->cfg->acl, op->name, ACL_RIGHT, p.agent, p.right,
+	    NULL))
+		return 1;
+	ag = registry_find(r, p.agent);
+	return ag == NULL || ag->state != AGENT_UP || ag->dead;
+}
+
 /* Returns 1 if msg was handed to a bridge (not to be freed here). */
 static int
 op_direct_tcpip(struct opconn *op, ssh_message msg)
@@ -318,6 +471,7 @@ op_direct_tcpip(struct opconn *op, ssh_message msg)
 		op_deny(op, msg, agent_id, service, dest, dport,
 		    "built-in service", "built-in service: use the exec "
 		    "commands");
+		op_denied(op);
 		return 0;
 	}
 	if (agent_id[0] != '\0' && service[0] != '\0')
@@ -328,6 +482,7 @@ op_direct_tcpip(struct opconn *op, ssh_message msg)
 		    agent_id[0] == '\0' ? "bad target" :
 		    service[0] == '\0' ? "no such agent or service" :
 		    "forbidden");
+		op_denied(op);
 		return 0;
 	}
 	if (r->stopping) {
@@ -338,11 +493,13 @@ op_direct_tcpip(struct opconn *op, ssh_message msg)
 	if (ag == NULL || ag->state != AGENT_UP || ag->dead) {
 		op_deny(op, msg, agent_id, service, dest, dport, rule,
 		    "agent offline");
+		op_denied(op);
 		return 0;
 	}
 	if (svc == NULL) {
 		op_deny(op, msg, agent_id, service, dest, dport, rule,
 		    "no such service");
+		op_denied(op);
 		return 0;
 	}
 	if (ag->nbridges + ctlexec_channels_on(r, ag) >=
@@ -500,8 +657,12 @@ op_exec(struct opconn *op, struct opexec *x, ssh_message msg)
 	word[n] = '\0';
 	ssh_message_channel_request_reply_success(msg);
 	if (ctlexec_is_command(word)) {
+		int guess = exec_guess(op, cmd);
+
 		/* audited, answered and finished by ctlexec.c */
 		ctlexec_start(x, cmd);
+		if (guess)
+			op_denied(op);
 		return;
 	}
 	x->ran = 1;
@@ -756,6 +917,8 @@ exec_free(struct opconn *op, struct opexec *x, int session_alive)
 {
 	TAILQ_REMOVE(&op->execs, x, link);
 	op->nchannels--;
+	/* operator_idle_timeout counts from the last channel's end */
+	op->last_active = loop_now(op->relay->loop);
 	ctlexec_free(x);
 	if (session_alive && x->ch != NULL) {
 		ssh_remove_channel_callbacks(x->ch, &x->cb);
@@ -796,9 +959,15 @@ operator_free(struct opconn *op)
 	if (op->authed)
 		log_info("operator %s: %s disconnected after %lld s: %s",
 		    op->name, op->src, (long long)(dur / 1000), op->why);
-	else
+	else {
 		log_info("operator %s: connection closed before login: %s",
 		    op->src, op->why);
+		/* a failed try (publickey, other methods, grace time with
+		 * tries) is authfail; no try at all (key exchange failed or
+		 * never done, client gone after the banner) is noauth */
+		operator_penalize(r, op->host, op->tries > 0 ? PEN_AUTHFAIL :
+		    PEN_NOAUTH, op->src);
+	}
 	sshsess_free(&op->ss, 1);
 	TAILQ_REMOVE(&r->operators, op, link);
 	relay_conn_closed(r, !op->authed);

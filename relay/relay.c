@@ -45,6 +45,7 @@
 #include "log.h"
 #include "loop.h"
 #include "operator.h"
+#include "penalty.h"
 #include "pidfile.h"
 #include "privs.h"
 #include "registry.h"
@@ -283,6 +284,15 @@ relay_status(struct relay *r)
 	    (unsigned long long)r->st.chan_deny,
 	    (unsigned long long)r->st.bytes_to_agents,
 	    (unsigned long long)r->st.bytes_from_agents);
+	if (r->penalties != NULL) {
+		pen_expire(r->penalties, loop_now(r->loop));
+		log_info("status: penalties: %zu sources held, %zu refused now; "
+		    "since start: %llu connections refused, %llu failures "
+		    "not recorded (table full)", pen_count(r->penalties),
+		    pen_enforced(r->penalties, loop_now(r->loop)),
+		    (unsigned long long)r->st.refused_penalty,
+		    (unsigned long long)r->st.penalty_full);
+	}
 	TAILQ_FOREACH(a, &r->registry, reg_link)
 		log_info("status: agent %s from %s, %zu services, %u channels, "
 		    "%llu bytes in, %llu out", a->id, a->src, a->nsvc,
@@ -730,6 +740,7 @@ relay_free(struct relay *r)
 	audit_close(r->audit);
 	loop_free(r->loop);
 	relay_config_free(r->cfg);
+	pen_table_free(r->penalties);
 	pidfile_close(r->pidfile, 1);
 	free(r);
 }

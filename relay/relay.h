@@ -54,6 +54,7 @@ struct buf;
 struct tls_conn;
 struct ctlexec;
 struct ctlevents;
+struct pen_table;
 
 #define RELAY_ID_MAX 64			/* agent ids, service and operator names */
 #define RELAY_MAX_LISTEN_FDS (2 * RELAY_MAX_LISTEN * 2)
@@ -177,6 +178,9 @@ struct opconn {
 	int64_t t_accept;
 	int64_t deadline;		/* kex + auth deadline while not authed */
 	int64_t last_active;
+	int64_t deny_until;		/* denied requests: budget used up to
+					   here (operator.c, rate limit) */
+	unsigned int ndenied;		/* denied requests, for the log */
 	struct bridge_list bridges;
 	struct opexec_list execs;
 	unsigned int nchannels;		/* bridges + exec sessions */
@@ -235,6 +239,7 @@ struct bridge {
 	int op_closed, ag_closed;	/* close received from each side */
 	uint64_t bytes_to_agent, bytes_from_agent;
 	int64_t t_open;
+	int64_t t_io;			/* last data either way (idle timeout) */
 	int64_t deadline;		/* while OPENING */
 	char opname[RELAY_ID_MAX + 1];
 	char agent_id[RELAY_ID_MAX + 1];
@@ -249,6 +254,8 @@ struct relay_stats {
 	uint64_t refused_limit;
 	uint64_t evicted;		/* stalled handshakes pushed out */
 	uint64_t refused_proto;
+	uint64_t refused_penalty;	/* operator sources under a penalty */
+	uint64_t penalty_full;		/* failures the full table dropped */
 	uint64_t agents_up;
 	uint64_t agent_fail;
 	uint64_t op_auth_ok;
@@ -286,6 +293,8 @@ struct relay {
 	int64_t stop_deadline;
 	int64_t t_start_wall;
 	struct relay_stats st;
+	struct pen_table *penalties;	/* per-source, operator.c; NULL until
+					   the first failure */
 
 	/* least privilege (relay.c): pid file held locked for our whole
 	 * life; the account we run as once `user` is set */
