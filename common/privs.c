@@ -172,8 +172,11 @@ clear_caps(char *err, size_t errlen)
 	hdr.version = _LINUX_CAPABILITY_VERSION_3;
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	if (syscall(SYS_capset, &hdr, data) != 0) {
-		snprintf(err, errlen, "capset (clearing capabilities): %s",
-		    strerror(errno));
+		snprintf(err, errlen, "capset (clearing capabilities): %s%s",
+		    strerror(errno), errno == EPERM ? " (a seccomp filter "
+		    "such as the shipped units' SystemCallFilter=~@privileged"
+		    "? leave `user` empty when systemd's User= already "
+		    "switches users)" : "");
 		return RT_ERR_SYS;
 	}
 	return check_caps(err, errlen);
