@@ -19,6 +19,11 @@
 #                           JITTER_MS, so they reorder), LOSS_PCT of them
 #                           dropped, DUP_PCT sent twice ("200 5" gives a
 #                           ~400 ms round trip); "0 0" clears
+#   nn_rate KBIT [QUEUE]    each direction a link of KBIT kbit/s (0: no
+#                           limit): packets leave one after the other at
+#                           that rate, a queue of at most QUEUE bytes
+#                           (default 32768) waits, more is dropped (tail
+#                           drop, like tc tbf's limit)
 #   nn_blackhole on|off     drop every packet silently while the link
 #                           stays up: TCP peers see neither FIN nor RST
 #   nn_cut / nn_restore     link down / up on both ends
@@ -27,8 +32,14 @@
 #                           keeps seeing it); its resolv.conf points at
 #                           an address where nothing answers, so names
 #                           not in the file fail at once
+#   nn_resolv LINE...       resolv.conf of the agent side (in place)
+#   nn_addr_r IP            one more IPv4 address on the relay side,
+#                           routed from the agent side over the link
 #   nn_listening a|r PORT   something listens on PORT in that namespace
 #   nn_stats                packet counters of the pump (one line)
+#
+# The link also carries IPv6 ($NN_A_IP6 <-> $NN_R_IP6) when the kernel
+# has it (NN_V6=1 after nn_up).
 #
 # Names carry the test's PID so concurrent runs never collide; the
 # addresses are private to the namespaces and can repeat across runs.
@@ -38,6 +49,9 @@ NN_A="$NN_TAG-a"
 NN_R="$NN_TAG-r"
 NN_A_IP=10.201.0.1
 NN_R_IP=10.201.0.2
+NN_A_IP6=fd00:201::1
+NN_R_IP6=fd00:201::2
+NN_V6=0
 NN_DEV=rtf0
 NN_UP=0
 
@@ -66,7 +80,9 @@ nn_write_pump() {
 # device in each of two network namespaces; CTL (key=value lines, re-read
 # when its mtime changes) sets delay_ms, jitter_ms (each packet delayed
 # by delay +- jitter, uniform: packets overtake each other), loss_pct,
-# dup_pct (a second copy of the packet) and blackhole (0/1).
+# dup_pct (a second copy of the packet), blackhole (0/1), rate_kbit (0 =
+# unlimited: else packets of one direction leave one after another at
+# that rate) and queue_bytes (the most waiting for the rate; tail drop).
 import ctypes, fcntl, heapq, os, random, select, signal, struct, sys, time
 ns_a, ns_b, ifname, ctl, ready = sys.argv[1:6]
 libc = ctypes.CDLL(None, use_errno=True)
@@ -87,8 +103,10 @@ home_fd = os.open(home, os.O_RDONLY)
 fa, fb = tun_in(ns_a), tun_in(ns_b)
 if libc.setns(home_fd, CLONE_NEWNET) != 0:
     sys.exit("setns home failed")
-cfg = {"delay_ms": 0.0, "jitter_ms": 0.0, "loss_pct": 0.0, "dup_pct": 0.0, "blackhole": 0.0}
-st = {"in": 0, "dropped": 0, "dup": 0, "out": 0, "write_err": 0}
+cfg = {"delay_ms": 0.0, "jitter_ms": 0.0, "loss_pct": 0.0, "dup_pct": 0.0, "blackhole": 0.0,
+       "rate_kbit": 0.0, "queue_bytes": 32768.0}
+st = {"in": 0, "dropped": 0, "dup": 0, "out": 0, "write_err": 0, "rate_drop": 0}
+busy = {}   # per output fd: when the rate-limited link is free again
 seen = [None]
 def reload():
     try:
@@ -135,8 +153,16 @@ while run[0]:
                 d = cfg["delay_ms"]
                 if cfg["jitter_ms"]:
                     d = max(0.0, d + random.uniform(-cfg["jitter_ms"], cfg["jitter_ms"]))
+                t = now + d / 1000.0
+                if cfg["rate_kbit"] > 0:
+                    bps = cfg["rate_kbit"] * 1000.0 / 8.0    # bytes per second
+                    start = max(t, busy.get(out, 0.0))
+                    if (start - t) * bps + len(pkt) > cfg["queue_bytes"]:
+                        st["rate_drop"] += 1
+                        continue
+                    t = busy[out] = start + len(pkt) / bps
                 seq += 1
-                heapq.heappush(q, (now + d / 1000.0, seq, out, pkt))
+                heapq.heappush(q, (t, seq, out, pkt))
     now = time.monotonic()
     while q and q[0][0] <= now:
         _, _, out, pkt = heapq.heappop(q)
@@ -153,14 +179,14 @@ PY
 }
 
 nn_ctl() {	# rewrite the pump's control file atomically, wait one poll
-	printf 'delay_ms=%s\njitter_ms=%s\nloss_pct=%s\ndup_pct=%s\nblackhole=%s\n' \
-		"$NN_DELAY" "$NN_JITTER" "$NN_LOSS" "$NN_DUP" "$NN_BH" >"$T/nn_ctl.tmp"
+	printf 'delay_ms=%s\njitter_ms=%s\nloss_pct=%s\ndup_pct=%s\nblackhole=%s\nrate_kbit=%s\nqueue_bytes=%s\n' \
+		"$NN_DELAY" "$NN_JITTER" "$NN_LOSS" "$NN_DUP" "$NN_BH" "$NN_RATE" "$NN_QUEUE" >"$T/nn_ctl.tmp"
 	mv "$T/nn_ctl.tmp" "$T/nn_ctl"
 	sleep 0.15
 }
 
 nn_up() {
-	NN_DELAY=0 NN_JITTER=0 NN_LOSS=0 NN_DUP=0 NN_BH=0
+	NN_DELAY=0 NN_JITTER=0 NN_LOSS=0 NN_DUP=0 NN_BH=0 NN_RATE=0 NN_QUEUE=32768
 	# our own EXIT hook first, then lib.sh's (which keeps the exit status)
 	trap '_nn_rc=$?; nn_down; (exit $_nn_rc); rt_cleanup' EXIT
 	ip netns add "$NN_A" || rt_fail "ip netns add $NN_A"
@@ -181,6 +207,10 @@ nn_up() {
 		ip -n "$NN_R" addr add "$NN_R_IP" peer "$NN_A_IP" dev "$NN_DEV" &&
 		ip -n "$NN_A" link set "$NN_DEV" up && ip -n "$NN_R" link set "$NN_DEV" up ||
 		rt_fail "cannot configure the TUN link"
+	# IPv6 too where the kernel has it (no DAD: the link is ours alone)
+	ip -n "$NN_A" -6 addr add "$NN_A_IP6" peer "$NN_R_IP6" dev "$NN_DEV" nodad 2>/dev/null &&
+		ip -n "$NN_R" -6 addr add "$NN_R_IP6" peer "$NN_A_IP6" dev "$NN_DEV" nodad 2>/dev/null &&
+		NN_V6=1
 	mkdir -p "/etc/netns/$NN_A" || rt_fail "mkdir /etc/netns/$NN_A"
 	printf '127.0.0.1 localhost\n' >"/etc/netns/$NN_A/hosts"
 	# a resolver address with nothing behind it: refused at once
@@ -213,6 +243,15 @@ nn_cut() { ip -n "$NN_A" link set "$NN_DEV" down; ip -n "$NN_R" link set "$NN_DE
 nn_restore() {
 	ip -n "$NN_A" link set "$NN_DEV" up; ip -n "$NN_R" link set "$NN_DEV" up
 	# peer addresses come back with the link; nothing else to redo
+}
+nn_rate() { NN_RATE=$1 NN_QUEUE=${2:-32768}; nn_ctl; }
+nn_resolv() {
+	# in place, like nn_hosts; glibc re-reads it when it changes
+	printf '%s\n' "$@" >"/etc/netns/$NN_A/resolv.conf"
+}
+nn_addr_r() {
+	ip -n "$NN_R" addr add "$1/32" dev "$NN_DEV" &&
+		ip -n "$NN_A" route add "$1/32" dev "$NN_DEV"
 }
 nn_hosts() {
 	# in place (same inode): the bind mount of each ip netns exec sees it
