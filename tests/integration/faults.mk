@@ -5,6 +5,7 @@ FAULT_ITESTS = \
 	tests/integration/fault_tls_scan.sh \
 	tests/integration/fault_churn.sh \
 	tests/integration/fault_net.sh \
+	tests/integration/fault_net2.sh \
 	tests/integration/fault_ssh_ops.sh \
 	tests/integration/fault_slowloris.sh \
 	tests/integration/fault_logflood.sh \
@@ -17,7 +18,7 @@ FAULT_ITESTS = \
 
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md \
-	tests/integration/ssh_wire.py
+	tests/integration/ssh_wire.py tests/integration/nn_dns.py
 
 # make check-valgrind: every CUnit program tests/unit/*-unit under
 # valgrind memcheck; a definite leak or any memory error fails. Not part
