@@ -548,22 +548,6 @@ agent_new(const char *cfg_path, struct agent_config *cfg, int debug,
 	return r;
 }
 
-static void
-cert_expiry_warning(const struct agent_config *cfg)
-{
-	long long na, days;
-	char err[256];
-
-	if (tls_cert_file_not_after(cfg->tls_cert, &na, err, sizeof(err)) < 0)
-		return;	/* the TLS setup will say what is wrong */
-	days = (na - rt_wall_ms() / 1000) / 86400;
-	if (days < 0)
-		log_err("certificate %s has expired", cfg->tls_cert);
-	else if (days < 30)
-		log_warn("certificate %s expires in %lld days",
-		    cfg->tls_cert, days);
-}
-
 int
 agent_run(struct agent *a)
 {
@@ -571,7 +555,12 @@ agent_run(struct agent *a)
 
 	log_info("revtun-agent %s starting: %zu relay(s), %zu service(s)",
 	    PACKAGE_VERSION, a->cfg->nrelays, a->cfg->nservices);
-	cert_expiry_warning(a->cfg);
+	tls_cert_expiry_log(a->cfg->tls_cert, "the relay will refuse this "
+	    "agent");
+	if (a->cfg->mqtt.enable && a->cfg->mqtt.tls_cert[0] != '\0' &&
+	    strcmp(a->cfg->mqtt.tls_cert, a->cfg->tls_cert) != 0)
+		tls_cert_expiry_log(a->cfg->mqtt.tls_cert, "the broker will "
+		    "refuse this agent");
 	control_start(a->control);
 	consent_start(a->consent);
 	mqttlink_start(a->mqttlink);	/* mqttlink: telemetry on */

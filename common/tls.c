@@ -812,3 +812,27 @@ tls_cert_file_not_after(const char *path, long long *not_after, char *err,
 	ERR_clear_error();
 	return r;
 }
+
+void
+tls_cert_expiry_log(const char *path, const char *consequence)
+{
+	long long na, left;
+	char err[256], date[40];
+	struct tm tm;
+	time_t t;
+
+	if (tls_cert_file_not_after(path, &na, err, sizeof(err)) < 0)
+		return;
+	t = (time_t)na;
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(date, sizeof(date), "(unknown date)");
+	left = na - (long long)time(NULL);
+	if (left < 0)
+		log_err("certificate %s expired on %s: %s", path, date,
+		    consequence);
+	else if (left < 30LL * 86400)
+		log_warn("certificate %s expires in %lld days, on %s: renew "
+		    "it before then, or %s", path, left / 86400, date,
+		    consequence);
+}

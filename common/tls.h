@@ -168,4 +168,12 @@ long long tls_peer_not_after(const struct tls_conn *c);
 int tls_cert_file_not_after(const char *path, long long *not_after,
 			    char *err, size_t errlen);
 
+/*
+ * Start-up check of a program's own certificate: an error once it has
+ * expired, a warning within 30 days of its notAfter, each saying the date
+ * and what follows (e.g. "agents will refuse this relay"). Silent when the
+ * file cannot be read: the TLS setup reports that.
+ */
+void tls_cert_expiry_log(const char *path, const char *consequence);
+
 #endif

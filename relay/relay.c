@@ -706,6 +706,8 @@ relay_run(struct relay *r)
 	log_info("revtun-relay %s started (%zu operators, audit %s)",
 	    PACKAGE_VERSION, r->cfg->noperators,
 	    r->audit != NULL ? audit_path(r->audit) : "off");
+	tls_cert_expiry_log(r->cfg->tls_cert, "agents will refuse this "
+	    "relay");
 	rc = loop_run(r->loop);
 	log_info("stopped");
 	return rc;

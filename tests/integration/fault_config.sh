@@ -104,11 +104,56 @@ grep -q 'agent_up' "$T/audit.log" 2>/dev/null && rt_fail "key mismatch: the agen
 rt_ok "C6 agent: empty CA and key mismatch named on every attempt, no session"
 ag_stop
 
+# T12: certificates close to their end are announced at start, with the
+# date and the consequence (the agent's, the relay's), and still work.
+/usr/bin/python3 - "$PKI" "$T" <<'PY' || rt_fail "could not make the short-lived certificates"
+import datetime, ipaddress, sys
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+pki, out = sys.argv[1], sys.argv[2]
+ca = x509.load_pem_x509_certificate(open(pki + "/ca.crt", "rb").read())
+cakey = serialization.load_pem_private_key(open(pki + "/ca.key", "rb").read(), None)
+now = datetime.datetime.now(datetime.timezone.utc)
+for name, cn, days, eku in (("soon-agent", "gw-17", 10, ExtendedKeyUsageOID.CLIENT_AUTH),
+                            ("soon-relay", "relay", 5, ExtendedKeyUsageOID.SERVER_AUTH)):
+    k = ec.generate_private_key(ec.SECP256R1())
+    b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+         .issuer_name(ca.subject).public_key(k.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(days=1))
+         .not_valid_after(now + datetime.timedelta(days=days, hours=12))
+         .add_extension(x509.ExtendedKeyUsage([eku]), False))
+    if cn == "relay":
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+    c = b.sign(cakey, hashes.SHA256())
+    open("%s/%s.crt" % (out, name), "wb").write(c.public_bytes(serialization.Encoding.PEM))
+    open("%s/%s.key" % (out, name), "wb").write(k.private_bytes(serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+PY
+chmod 600 "$T"/soon-*.key
+sed "s|$PKI/gw-17\.crt|$T/soon-agent.crt|; s|$PKI/gw-17\.key|$T/soon-agent.key|" "$T/good.conf" >"$T/agent.conf"
+mv "$T/agent.log" "$T/agent0.log"
+ag_agent
+rt_wait_log 10 "$T/agent.log" "certificate $T/soon-agent.crt expires in 10 days, on 20[0-9-]+ .*: renew it before then, or the relay will refuse this agent" ||
+	rt_fail "agent: no warning for its certificate 10 days before its end"
+ag_wait_up 1 20 || rt_fail "agent with a short-lived certificate did not come up"
+ag_stop
+RP2=$(rt_free_port)
+sed "s|127.0.0.1:$RPORT|127.0.0.1:$RP2|; s|$PKI/relay\.crt|$T/soon-relay.crt|; s|$PKI/relay\.key|$T/soon-relay.key|" \
+	"$T/relay.conf" >"$T/relay2.conf"
+rt_spawn relay2 "$RT_RELAY" -f "$T/relay2.conf"
+rt_wait_log 15 "$T/relay2.log" "certificate $T/soon-relay.crt expires in 5 days, on .*: renew it before then, or agents will refuse this relay" ||
+	rt_fail "relay: no warning for its certificate 5 days before its end"
+rt_stop relay2 >/dev/null
+rt_ok "T12: agent and relay announce their certificate's end (10 and 5 days) with date and consequence"
+
 # own certificate expired: said at start, refused by the relay, fixed on disk
 sed "s|$PKI/gw-17\.|$PKI/agent-expired.|g" "$T/good.conf" >"$T/agent.conf"
 mv "$T/agent.log" "$T/agent1.log"
 ag_agent
-rt_wait_log 10 "$T/agent.log" "certificate $PKI/agent-expired.crt has expired" ||
+rt_wait_log 10 "$T/agent.log" "certificate $PKI/agent-expired.crt expired on 2020-02-01 .*: the relay will refuse this agent" ||
 	rt_fail "expired own certificate not reported at start"
 rt_wait 15 "relay refusal audited" relay_audit_has agent_deny \
 	"'has expired' in (d.get('reason') or '')" || rt_fail "relay did not audit the expired agent certificate"
