@@ -402,7 +402,7 @@ disk_write(struct spool *s, const struct spool_rec *rec)
 	uint8_t stackbuf[SPOOL_HDR_LEN + 256], *p = stackbuf;
 	size_t n = SPOOL_HDR_LEN + rec->topic_len + rec->payload_len, off = 0;
 	ssize_t w;
-	int r = 0;
+	int r = 0, err, rotated = 0;
 
 	if (s->fd < 0)
 		return RT_ERR_CLOSED;
@@ -417,13 +417,31 @@ disk_write(struct spool *s, const struct spool_rec *rec)
 		if (w <= 0) {
 			if (w == 0)
 				errno = ENOSPC;
-			s->write_errors++;
-			log_warn_rl(&s->werr_rl, "spool %s: write: %s (%" PRIu64
-			    " records not written so far)", s->dir,
-			    strerror(errno), s->write_errors);
+			err = errno;
 			if (off > 0 && ftruncate(s->fd, (off_t)s->cur->bytes) != 0)
 				log_warn("spool %s: truncate: %s", s->dir,
 				    strerror(errno));
+			/* A full disk whose current segment holds nothing
+			 * live any more (the broker acknowledged it all):
+			 * start a new segment so the old one can go, and try
+			 * once more. Otherwise the dead segment would fill
+			 * the disk until it reached SPOOL_SEGMENT_MAX. */
+			if (err == ENOSPC && !rotated && !s->loading &&
+			    s->cur->live == 0 && s->cur->bytes > 0 &&
+			    seg_new(s, s->cur->num + 1) == 0) {
+				rotated = 1;
+				seg_gc(s);
+				log_info("spool %s: disk full: new segment %"
+				    PRIu64 ", the finished one removed", s->dir,
+				    s->cur->num);
+				off = 0;
+				continue;
+			}
+			s->write_errors++;
+			log_warn_rl(&s->werr_rl, "spool %s: write: %s (%" PRIu64
+			    " records not written so far; queued messages "
+			    "are kept in memory)", s->dir, strerror(err),
+			    s->write_errors);
 			r = RT_ERR_SYS;
 			goto out;
 		}

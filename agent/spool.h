@@ -47,7 +47,10 @@
  * therefore loses at most about one second of accepted messages, and
  * re-sends messages acknowledged in that second (duplicates, not loss).
  * A write error (e.g. ENOSPC) is logged, rate limited, the partial record
- * is truncated away and the message stays queued in memory only.
+ * is truncated away and the message stays queued in memory only. On
+ * ENOSPC, if the current segment holds no live message, a new segment is
+ * started first (the finished one deleted) and the write tried once more,
+ * so a full disk does not keep a dead segment until SPOOL_SEGMENT_MAX.
  *
  * A spool directory is locked (flock on DIR/lock) by one process at a time.
  */
