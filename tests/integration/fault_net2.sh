@@ -22,7 +22,7 @@
 # 4. N8: the link at 256 kbit/s each way (32 KiB queue). A 192 KiB echo
 #    through one channel while another channel does a 64-byte round trip
 #    every 0.5 s: every round trip completes (the slowest is reported and
-#    bounded; ~10 s, mostly the 128 KiB each end keeps unsent), the bulk
+#    bounded; up to ~10 s behind the bulk data buffered ahead), the bulk
 #    echo is intact, and neither side declares the other dead.
 # Skips (77) only when namespaces or TUN are unavailable.
 . "$top_srcdir/tests/integration/lib.sh"
@@ -262,10 +262,12 @@ read -r n worst <<EOF
 $(grep -E '^[0-9]+$' "$T/rtt.out" | sort -n | awk '{n++; w=$1} END {print n, w}')
 EOF
 [ "$n" -ge 2 ] || rt_fail "only $n interactive round trips during $tbulk ms of bulk"
-# Bound: usable, not snappy. A full 32 KiB link queue drains in 1 s per
-# direction at 256 kbit/s, and agent and relay each keep up to 128 KiB
-# unsent in the kernel (TCP_NOTSENT_LOWAT), another 4 s per direction:
-# about 10 s at worst (9.4 s measured when this was written). Allow 15 s.
+# Bound: usable, not snappy. The interactive bytes queue behind bulk data
+# already buffered toward the peer: the 32 KiB link queue (1 s per
+# direction at 256 kbit/s), the agent's buffer toward the relay (channel
+# reads pause only above 1 MiB), the relay's and the kernels' buffers.
+# 4.9-9.4 s measured when this was written (the same with
+# TCP_NOTSENT_LOWAT cut from 128 to 16 KiB on both ends). Allow 15 s.
 [ "$worst" -le 15000 ] || rt_fail "an interactive round trip took $worst ms under bulk (bound 15000 ms)"
 [ "$(ups)" = 1 ] && [ "$(lost)" = 0 ] ||
 	rt_fail "the agent dropped the relay on the slow link: $(grep -E 'lost|connected' "$T/agent.log")"
