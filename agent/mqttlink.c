@@ -585,6 +585,7 @@ probe_seen(struct mqttlink *ml, const char *token)
 		    (long long)(loop_now(ml->a->loop) - ml->probe_sent));
 	ml->sub = ML_SUB_OK;
 	ml->probe_pending = 0;
+	ml->probe_next = 0;	/* a late one: no retry needed any more */
 	ml->probe_backoff = 0;
 	ml->probe_token[0] = '\0';
 }
