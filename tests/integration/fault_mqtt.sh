@@ -24,7 +24,8 @@
 #              broker stopped, telemetry every second, queue of 10: ENOSPC
 #              logged rate-limited, queue bounded (oldest dropped,
 #              counted), no crash; broker back: what is queued arrives in
-#              order; a restart loads the spool.
+#              order; the spool writes again; messages spooled before a
+#              restart (broker down) are loaded and delivered after it.
 #  P3          50 x (start with a spool and no broker, kill -9 after a
 #              random 0.1-1.5 s); see the P3 block for what is asserted.
 . "$top_srcdir/tests/integration/lib.sh"
@@ -358,15 +359,37 @@ if [ "$(id -u)" = 0 ] && mkdir -p "$T/spoolfs" &&
 	rt_ok "M18: with the broker up the spool writes again ($((we2 - we1)) errors for $((n2 - n1)) messages in 5 s; $(grep -c 'disk full: new segment' "$T/sp.log") segment rotations)"
 	rt_stop sp >/dev/null || rt_fail "M18: agent did not stop"
 	grep -qE 'AddressSanitizer|runtime error' "$T/sp.log" && rt_fail "sanitizer report in sp.log"
+	# Restart with messages in the spool: broker down, a few messages
+	# spooled on the nearly full disk, graceful stop, broker up, start.
+	mq_stop
 	rt_spawn sp2 "$RT_AGENT" -f "$T/sp.conf"
-	rt_wait_log 20 "$T/sp2.log" 'spool .*/spool: [0-9]+ unacknowledged message\(s\) loaded' ||
-		rt_fail "M18: the spool did not load after the restart"
-	rt_wait_log 20 "$T/sp2.log" 'connected \(' || rt_fail "M18: restart did not connect"
-	grep -qE 'corrupt region|telemetry disabled' "$T/sp2.log" &&
-		rt_fail "M18: $(grep -E 'corrupt region|telemetry disabled' "$T/sp2.log")"
-	rt_stop sp2 >/dev/null || rt_fail "M18: restarted agent did not stop"
+	rt_wait 20 "3 messages queued" sh -c "[ \$(grep -c 'mqtt: telemetry queued: ' '$T/sp2.log') -ge 3 ]" ||
+		rt_fail "M18: sp2 queued nothing"
+	rt_stop sp2 >/dev/null || rt_fail "M18: sp2 did not stop"
 	grep -qE 'AddressSanitizer|runtime error' "$T/sp2.log" && rt_fail "sanitizer report in sp2.log"
-	rt_ok "M18: restart on the full disk: $(grep -oE '[0-9]+ unacknowledged message\(s\) loaded from [0-9]+ segment\(s\)' "$T/sp2.log")"
+	grep -oE 'mqtt: telemetry queued: .*"seq":[0-9]+' "$T/sp2.log" |
+		grep -oE '"ts":"[^"]*","seq":[0-9]+' | sort -u >"$T/sp2.want"
+	mq_start
+	rt_spawn sp3 "$RT_AGENT" -f "$T/sp.conf"
+	rt_wait_log 20 "$T/sp3.log" 'spool .*/spool: [1-9][0-9]* unacknowledged message\(s\) loaded' ||
+		rt_fail "M18: the spooled messages were not loaded after the restart"
+	grep -qE 'corrupt region|telemetry disabled' "$T/sp3.log" &&
+		rt_fail "M18: $(grep -E 'corrupt region|telemetry disabled' "$T/sp3.log")"
+	if grep -q 'No space left' "$T/sp2.log"; then
+		# Some of them were in memory only: just what was loaded.
+		rt_wait_log 20 "$T/sp3.log" 'connected \(' || rt_fail "M18: restart did not connect"
+	else
+		sp2_have() {
+			grep '^revtun/gw-17/telemetry ' "$T/mon.log" | grep -oE '"ts":"[^"]*","seq":[0-9]+' |
+				sort -u | comm -23 "$T/sp2.want" - >"$T/sp2.missing"
+			[ ! -s "$T/sp2.missing" ]
+		}
+		rt_wait 20 "spooled messages at the monitor" sp2_have ||
+			rt_fail "M18: spooled before the restart, never delivered: $(tr '\n' ' ' <"$T/sp2.missing")"
+	fi
+	rt_stop sp3 >/dev/null || rt_fail "M18: sp3 did not stop"
+	grep -qE 'AddressSanitizer|runtime error' "$T/sp3.log" && rt_fail "sanitizer report in sp3.log"
+	rt_ok "M18: restart on the nearly full disk: $(grep -oE '[0-9]+ unacknowledged message\(s\) loaded from [0-9]+ segment\(s\)' "$T/sp3.log"), $(wc -l <"$T/sp2.want") spooled by the previous run$(grep -q 'No space left' "$T/sp2.log" && echo ' (some in memory only: ENOSPC)' || echo ', all delivered')"
 else
 	rt_log "M18: not root or no tmpfs mount here: the disk-full part is not run"
 	mq_start
