@@ -538,6 +538,25 @@ ctlexec_channels_on(struct relay *r, const struct agent *ag)
 	return n;
 }
 
+struct agent *
+ctlexec_target(struct relay *r, const char *op_name, const struct ctl_cmd *p,
+	       const char **rule, const char **why)
+{
+	struct agent *ag;
+
+	*why = "forbidden";
+	if (p->agent[0] == '\0' || !rt_valid_id(p->agent) ||
+	    !acl_check(r->cfg->acl, op_name, ACL_RIGHT, p->agent, p->right,
+	    rule))
+		return NULL;
+	ag = registry_find(r, p->agent);
+	*why = ag == NULL ? "no such agent" : "agent offline";
+	if (ag == NULL || ag->state != AGENT_UP || ag->dead)
+		return NULL;
+	*why = NULL;
+	return ag;
+}
+
 void
 ctlexec_start(struct opexec *x, const char *line)
 {
@@ -546,11 +565,10 @@ ctlexec_start(struct opexec *x, const char *line)
 	const struct relay_config *cfg = r->cfg;
 	const struct agent_svc *svc;
 	struct ctlexec *c;
-	const char *right, *rule = "default deny";
+	const char *rule = "default deny", *why;
 	char word[16];
 	size_t n;
 	struct agent *ag;
-	int allowed;
 
 	x->ran = 1;
 	if ((c = ctl_get(x)) == NULL) {
@@ -569,7 +587,6 @@ ctlexec_start(struct opexec *x, const char *line)
 		ctl_finish(c, 2, NULL);
 		return;
 	}
-	right = c->p.right;
 	if (c->p.kind == KIND_APPLY) {
 		/* the audit names the file by its hash: see audit_config */
 		if ((c->sha = EVP_MD_CTX_new()) == NULL ||
@@ -579,13 +596,9 @@ ctlexec_start(struct opexec *x, const char *line)
 		}
 	}
 	/* one answer for unknown, offline and forbidden (DESIGN.md, ACL) */
-	allowed = c->p.agent[0] != '\0' && rt_valid_id(c->p.agent) &&
-	    acl_check(cfg->acl, op->name, ACL_RIGHT, c->p.agent, right, &rule);
-	ag = allowed ? registry_find(r, c->p.agent) : NULL;
-	if (!allowed || ag == NULL || ag->state != AGENT_UP || ag->dead) {
+	if ((ag = ctlexec_target(r, op->name, &c->p, &rule, &why)) == NULL) {
 		rt_strlcpy(c->rule, rule, sizeof(c->rule));
-		audit_exec(c, "exec_deny", !allowed ? "forbidden" :
-		    ag == NULL ? "no such agent" : "agent offline");
+		audit_exec(c, "exec_deny", why);
 		log_info("operator %s: \"%s\" refused (%s)", op->name,
 		    c->p.audit, rule);
 		/* byte for byte the same whatever the agent */

@@ -91,6 +91,17 @@ struct ctl_cmd {
  */
 int ctlexec_parse(const char *line, struct ctl_cmd *p);
 
+/*
+ * The agent that command p of operator op_name may run on: granted
+ * p->right by the ACL (*rule gets the deciding rule; rule may be NULL)
+ * and up. NULL otherwise, with *why "forbidden", "no such agent" or
+ * "agent offline" for the audit; the operator sees one answer for all
+ * three (DESIGN.md, ACL).
+ */
+struct agent *ctlexec_target(struct relay *r, const char *op_name,
+			     const struct ctl_cmd *p, const char **rule,
+			     const char **why);
+
 /* 1 if word (the first word of an exec command) is handled here. */
 int ctlexec_is_command(const char *word);
 

@@ -429,18 +429,12 @@ op_denied(struct opconn *op)
 static int
 exec_guess(struct opconn *op, const char *cmd)
 {
-	struct relay *r = op->relay;
 	struct ctl_cmd p;
-	struct agent *ag;
+	const char *why;
 
 	if (ctlexec_parse(cmd, &p) != 0)
 		return 0;
-	if (p.agent[0] == '\0' || !rt_valid_id(p.agent) ||
-	    !acl_check(r->cfg->acl, op->name, ACL_RIGHT, p.agent, p.right,
-	    NULL))
-		return 1;
-	ag = registry_find(r, p.agent);
-	return ag == NULL || ag->state != AGENT_UP || ag->dead;
+	return ctlexec_target(op->relay, op->name, &p, NULL, &why) == NULL;
 }
 
 /* Returns 1 if msg was handed to a bridge (not to be freed here). */
