@@ -88,6 +88,17 @@ pidfile_open(const char *path, const char *what, struct pidfile **out,
 			    what, path);
 			goto fail_errno;
 		}
+		/* O_NOFOLLOW stops symlinks, not hard links: one planted in
+		 * a directory the dropped user owns would have root truncate
+		 * and overwrite the file it links to (0 links: just removed
+		 * by the instance that stopped; the retry below handles it) */
+		if (st.st_nlink > 1) {
+			e = EPERM;
+			snprintf(err, errlen, "%s %s: has %lu hard links "
+			    "(refused: remove it)", what, path,
+			    (unsigned long)st.st_nlink);
+			goto fail_errno;
+		}
 		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 			e = errno;
 			if (e == EWOULDBLOCK) {

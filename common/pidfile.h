@@ -1,15 +1,15 @@
 /*
  * pidfile.h - one running instance per pid file (or per directory).
  *
- * pidfile_open() creates the file if needed (mode 0644, symlinks refused),
- * takes an exclusive non-blocking flock() on it and writes our pid into
- * it. The descriptor stays open (close-on-exec) for the life of the
- * process, so the lock lives exactly as long as the process does, through
- * a privilege drop and a kill -9 alike. The lock decides, not the number
- * in the file (pids are reused): a file that exists but that nobody holds
- * locked is stale (crash, kill -9, power loss) and is taken over; a held
- * lock is refused with a message naming the file and the pid written in
- * it.
+ * pidfile_open() creates the file if needed (mode 0644; symlinks and files
+ * with more than one hard link refused), takes an exclusive non-blocking
+ * flock() on it and writes our pid into it. The descriptor stays open
+ * (close-on-exec) for the life of the process, so the lock lives exactly
+ * as long as the process does, through a privilege drop and a kill -9
+ * alike. The lock decides, not the number in the file (pids are reused):
+ * a file that exists but that nobody holds locked is stale (crash, kill
+ * -9, power loss) and is taken over; a held lock is refused with a
+ * message naming the file and the pid written in it.
  *
  * pidfile_close() removes the file while still holding the lock. If the
  * directory no longer lets us (the daemon dropped root and the file is in

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -37,11 +38,14 @@ struct audit {
 	struct log_rl rl;	/* write failures */
 };
 
+/* O_NOFOLLOW: the relay opens the file as root before it drops to a
+ * user who owns the directory; a symlink planted there must not make
+ * root append to (or audit_give() chown) some other file. */
 static int
 open_path(const char *path)
 {
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-	    O_NOCTTY, 0640);
+	    O_NOCTTY | O_NOFOLLOW, 0640);
 }
 
 int
@@ -67,7 +71,8 @@ audit_open(const char *path, struct audit **out, char *err, size_t errlen)
 		a->is_stderr = 1;
 	} else if ((a->fd = open_path(path)) < 0) {
 		snprintf(err, errlen, "audit log %s: open: %s", path,
-		    strerror(errno));
+		    errno == ELOOP ? "is a symbolic link (refused: name the "
+		    "file itself)" : strerror(errno));
 		r = RT_ERR_SYS;
 		goto out;
 	}
@@ -93,6 +98,34 @@ audit_reopen(struct audit *a)
 	}
 	close(a->fd);
 	a->fd = fd;
+	return 0;
+}
+
+int
+audit_give(struct audit *a, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (a == NULL || a->is_stderr)
+		return 0;
+	if (fstat(a->fd, &st) != 0) {
+		snprintf(err, errlen, "audit log %s: fstat: %s", a->path,
+		    strerror(errno));
+		return RT_ERR_SYS;
+	}
+	if (st.st_uid != 0)
+		return 0;
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		snprintf(err, errlen, "audit log %s: not a regular file with "
+		    "one link (%lu links): refused to give it away", a->path,
+		    (unsigned long)st.st_nlink);
+		return RT_ERR_PERM;
+	}
+	if (fchown(a->fd, uid, gid) != 0) {
+		snprintf(err, errlen, "audit log %s: fchown: %s", a->path,
+		    strerror(errno));
+		return RT_ERR_SYS;
+	}
 	return 0;
 }
 

@@ -47,6 +47,7 @@
 #define RT_AUDIT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define AUDIT_LINE_MAX 4096
 
@@ -59,7 +60,8 @@ struct audit_rec {
 };
 
 /*
- * Opens path for appending (created 0640); "-" means stderr. Returns 0,
+ * Opens path for appending (created 0640; a symbolic link is refused);
+ * "-" means stderr. Returns 0,
  * RT_ERR_INVAL for an empty path ("" = audit off is the caller's choice:
  * pass NULL to audit_write), RT_ERR_SYS or RT_ERR_NOMEM, with err naming
  * the file.
@@ -70,6 +72,18 @@ int audit_open(const char *path, struct audit **out, char *err,
 /* Reopens the same path (after log rotation, on HUP); no-op for stderr.
  * On failure logs it, keeps the old fd and returns RT_ERR_SYS. */
 int audit_reopen(struct audit *a);
+
+/*
+ * Before the relay drops root: hands a root-owned audit file to uid:gid
+ * through the open fd (never by name), so the user can reopen it after
+ * rotation. A file not owned by root is left alone (0); a root-owned one
+ * that is not a regular file with a single link is refused (RT_ERR_PERM:
+ * a hard link planted by the user would give away another root file).
+ * RT_ERR_SYS if fstat/fchown fail. err names the file. No-op for stderr
+ * or NULL.
+ */
+int audit_give(struct audit *a, uid_t uid, gid_t gid, char *err,
+	       size_t errlen);
 
 /* Path given to audit_open(). */
 const char *audit_path(const struct audit *a);

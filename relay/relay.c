@@ -586,7 +586,6 @@ relay_drop(struct relay *r, char *err, size_t errlen)
 {
 	const struct relay_config *cfg = r->cfg;
 	char why[256];
-	struct stat st;
 	int rc;
 
 	if ((rc = privs_lookup(cfg->user, &r->run_user, why,
@@ -594,13 +593,13 @@ relay_drop(struct relay *r, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", why);
 		return RT_ERR_CONFIG;
 	}
-	if (geteuid() == 0 && r->audit != NULL &&
-	    strcmp(cfg->audit_log, "-") != 0 &&
-	    stat(cfg->audit_log, &st) == 0 && st.st_uid == 0 &&
-	    chown(cfg->audit_log, r->run_user.uid, r->run_user.gid) != 0) {
-		snprintf(err, errlen, "audit_log %s: cannot give it to user "
-		    "%s: %s", cfg->audit_log, cfg->user, strerror(errno));
-		return RT_ERR_SYS;
+	/* by the open fd: the name is in a directory the user owns, where
+	 * it may be a symlink or hard link to a root file by now */
+	if (geteuid() == 0 && (rc = audit_give(r->audit, r->run_user.uid,
+	    r->run_user.gid, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "%s (giving it to user %s)", why,
+		    cfg->user);
+		return rc;
 	}
 	if ((rc = privs_drop(&r->run_user, why, sizeof(why))) != 0) {
 		snprintf(err, errlen, "dropping privileges to user %s: %s",

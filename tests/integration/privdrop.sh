@@ -16,7 +16,10 @@
 #     file and the running pid; a second agent with its own pid_file but
 #     the same control.state_dir is refused too;
 #   - TERM: pid files are removed or emptied; a stale pid file (dead pid,
-#     no lock) is taken over at the next start.
+#     no lock) is taken over at the next start;
+#   - an audit log replaced by a symlink or a hard link to a root file in
+#     nobody's log directory: the relay refuses to start (exit 71) and the
+#     root file keeps its owner and content.
 . "$top_srcdir/tests/integration/lib.sh"
 rt_setup
 [ "$(id -u)" = 0 ] || rt_skip "must run as root (it tests the drop from root)"
@@ -250,6 +253,37 @@ rt_wait_log 20 "$T/relay.log" "agent gw-17: service shell:7001 registered" ||
 	rt_fail "agent did not come back after the take-over"
 [ "$(cat "$T/run/agent.pid")" = "$AP" ] || rt_fail "agent pid_file not rewritten"
 rt_ok "stale pid files taken over by relay and agent"
+
+# -- the audit log's directory belongs to nobody: a symlink or a hard link
+# nobody planted there in place of the log must not make root append to,
+# or chown, the file it points to (here a root-owned stand-in for
+# /etc/shadow); the relay refuses to start instead
+rt_stop agent 15 >/dev/null
+rt_stop relay 15 >/dev/null
+printf 'root:secret\n' >"$T/precious"
+chmod 600 "$T/precious"
+for kind in symlink hardlink; do
+	rm -f "$T/log/audit.log"
+	if [ $kind = symlink ]; then
+		ln -s "$T/precious" "$T/log/audit.log"
+		want='symbolic link'
+	else
+		ln "$T/precious" "$T/log/audit.log"
+		want='one link'
+	fi
+	timeout 20 "$RT_RELAY" -f "$T/relay.conf" >"$T/relay_$kind.log" 2>&1
+	rc=$?
+	[ "$rc" = 71 ] ||
+		rt_fail "$kind audit log: relay exited $rc, expected 71: $(tail -n 3 "$T/relay_$kind.log")"
+	grep -q "$want" "$T/relay_$kind.log" ||
+		rt_fail "$kind audit log: no '$want' in: $(tail -n 3 "$T/relay_$kind.log")"
+	[ "$(stat -c %u "$T/precious")" = 0 ] ||
+		rt_fail "$kind audit log: root's file given to uid $(stat -c %u "$T/precious")"
+	[ "$(cat "$T/precious")" = "root:secret" ] ||
+		rt_fail "$kind audit log: root's file changed: $(head -c 200 "$T/precious")"
+done
+rm -f "$T/log/audit.log"
+rt_ok "audit log planted as a symlink or hard link: relay refuses, root's file untouched"
 
 for n in relay agent; do
 	! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$T/$n.log" ||

@@ -1,14 +1,17 @@
 /*
  * test_audit.c - unit tests of relay/audit.c: escaping round-trips through
  * a real JSON parser (python3's json module), truncation keeps valid JSON,
- * lines are appended to the file, reopen follows a rotation.
+ * lines are appended to the file, reopen follows a rotation, a symlinked
+ * file is refused and audit_give() refuses a hard-linked root file.
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CUnit/CUnit.h>
 
@@ -246,6 +249,68 @@ test_open_errors(void)
 	audit_close(a);
 }
 
+/*
+ * The relay opens its audit log as root in a directory that belongs to
+ * the user it drops to: a symlink planted there is refused, and
+ * audit_give() never gives away a root file behind a hard link.
+ */
+static void
+test_links(void)
+{
+	char path[300], target[300], err[256];
+	struct audit *a = (struct audit *)1;
+	struct audit_rec r;
+	struct stat st;
+	uid_t me = geteuid();
+	gid_t gme = getegid();
+
+	snprintf(path, sizeof(path), "%s/links.log", tmpdir);
+	snprintf(target, sizeof(target), "%s/target", tmpdir);
+	unlink(path);
+	unlink(target);
+	CU_ASSERT_FATAL(close(creat(target, 0600)) == 0);
+
+	/* symlink: open refused with a message, target untouched */
+	CU_ASSERT_FATAL(symlink(target, path) == 0);
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(audit_open(path, &a, err, sizeof(err)), RT_ERR_SYS);
+	CU_ASSERT_PTR_NULL(a);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "symbolic link"));
+	CU_ASSERT_EQUAL(stat(target, &st), 0);
+	CU_ASSERT_EQUAL(st.st_size, 0);
+	CU_ASSERT_FATAL(unlink(path) == 0);
+
+	/* a file we own: audit_give leaves it alone unless it is root's;
+	 * a hard link to it is refused when it is root's (as root only) */
+	CU_ASSERT_FATAL(link(target, path) == 0);
+	CU_ASSERT_EQUAL_FATAL(audit_open(path, &a, err, sizeof(err)), 0);
+	if (me == 0) {
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(audit_give(a, 12345, 12345, err, sizeof(err)),
+		    RT_ERR_PERM);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "2 links"));
+		CU_ASSERT_EQUAL(stat(target, &st), 0);
+		CU_ASSERT_EQUAL(st.st_uid, 0);
+	} else
+		CU_ASSERT_EQUAL(audit_give(a, me, gme, err, sizeof(err)), 0);
+	audit_close(a);
+	CU_ASSERT_FATAL(unlink(path) == 0);
+
+	/* one link: given (as root), and still written to */
+	CU_ASSERT_EQUAL_FATAL(audit_open(path, &a, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(audit_give(a, me == 0 ? 12345 : me, me == 0 ? 12345 :
+	    gme, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(stat(path, &st), 0);
+	CU_ASSERT_EQUAL(st.st_uid, me == 0 ? 12345 : me);
+	audit_rec_begin(&r, "given");
+	CU_ASSERT_EQUAL(audit_write(a, &r), 0);
+	audit_close(a);
+	CU_ASSERT_EQUAL(count_lines(path, NULL, 0), 1);
+	CU_ASSERT_EQUAL(audit_give(NULL, 1, 1, err, sizeof(err)), 0);
+	unlink(path);
+	unlink(target);
+}
+
 int
 suite_audit(void)
 {
@@ -255,7 +320,8 @@ suite_audit(void)
 	    CU_add_test(s, "escaping", test_escaping) == NULL ||
 	    CU_add_test(s, "truncation", test_truncation) == NULL ||
 	    CU_add_test(s, "file and reopen", test_file_and_reopen) == NULL ||
-	    CU_add_test(s, "open errors", test_open_errors) == NULL)
+	    CU_add_test(s, "open errors", test_open_errors) == NULL ||
+	    CU_add_test(s, "symlink and hard link", test_links) == NULL)
 		return (int)CU_get_error();
 	return CUE_SUCCESS;
 }

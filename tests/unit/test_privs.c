@@ -207,6 +207,22 @@ test_pidfile(void)
 	    sizeof(err)) == 0);
 	pidfile_close(a, 1);
 
+	/* a hard link (to a file the daemon's user must not overwrite) is
+	 * refused and the file it links to stays as it was */
+	{
+		char other[300];
+
+		snprintf(other, sizeof(other), "%s/precious", dir);
+		CU_ASSERT_FATAL(close(creat(other, 0600)) == 0);
+		CU_ASSERT_FATAL(link(other, path) == 0);
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(pidfile_open(path, "pid_file", &a, err,
+		    sizeof(err)), RT_ERR_SYS);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "hard links"));
+		CU_ASSERT_EQUAL(file_pid(other), 0);
+		CU_ASSERT_FATAL(unlink(path) == 0);
+		CU_ASSERT_FATAL(unlink(other) == 0);
+	}
 	/* a symlink is refused, a directory too */
 	CU_ASSERT_FATAL(symlink("/etc/passwd", path) == 0);
 	CU_ASSERT_EQUAL(pidfile_open(path, "pid_file", &a, err,
