@@ -54,6 +54,7 @@
 #include "net.h"
 #include "util.h"
 
+#define NET_LOOKUP_STACK (256 * 1024)	/* resolver thread stack */
 #define NET_MSGLEN 384
 
 /* Resolver threads alive in the process (running or abandoned); see
@@ -215,6 +216,9 @@ lookup_start(const char *host, const char *port,
 		goto fail;
 	}
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* not the 8 MiB default: 32 lookups would reserve 256 MiB of
+	 * address space, which a memory limit (RLIMIT_AS) may refuse */
+	(void)pthread_attr_setstacksize(&attr, NET_LOOKUP_STACK);
 	/* The thread must never take a signal meant for the loop's
 	 * signalfd or handlers: start it with every signal blocked. */
 	sigfillset(&all);

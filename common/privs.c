@@ -38,6 +38,12 @@ privs_lookup(const char *name, struct privs_user *out, char *err,
 		    "nothing; name an unprivileged account", name);
 		return RT_ERR_INVAL;
 	}
+	if (pw->pw_gid == 0) {
+		snprintf(err, errlen, "user \"%s\": its group is gid 0 (root's "
+		    "files would stay in reach); name an account with its own "
+		    "group", name);
+		return RT_ERR_INVAL;
+	}
 	if (rt_strlcpy(out->name, pw->pw_name, sizeof(out->name)) >=
 	    sizeof(out->name)) {
 		snprintf(err, errlen, "user \"%s\": name too long", name);
@@ -125,12 +131,42 @@ check_caps(char *err, size_t errlen)
 	return privs_caps_clear(buf, err, errlen);
 }
 
+/* 0 unless gid 0 is among our supplementary groups (from initgroups:
+ * the account is a member of group root). */
+static int
+in_group_root(const struct privs_user *u, char *err, size_t errlen)
+{
+	gid_t *gs;
+	int i, n, r = 0;
+
+	if ((n = getgroups(0, NULL)) < 0 ||
+	    (gs = calloc((size_t)n + 1, sizeof(*gs))) == NULL) {
+		snprintf(err, errlen, "getgroups: %s", strerror(errno));
+		return RT_ERR_SYS;
+	}
+	if ((n = getgroups(n, gs)) < 0) {
+		snprintf(err, errlen, "getgroups: %s", strerror(errno));
+		r = RT_ERR_SYS;
+	}
+	for (i = 0; i < n && r == 0; i++) {
+		if (gs[i] == 0) {
+			snprintf(err, errlen, "user \"%s\" is a member of "
+			    "group 0 (root): root's group files would stay in "
+			    "reach; take it out of that group", u->name);
+			r = RT_ERR_PERM;
+		}
+	}
+	free(gs);
+	return r;
+}
+
 /* After setuid(): nothing of root may be left or be won back. */
 static int
 verify(const struct privs_user *u, char *err, size_t errlen)
 {
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
+	int r;
 
 	if (getresuid(&ru, &eu, &su) != 0 || getresgid(&rg, &eg, &sg) != 0) {
 		snprintf(err, errlen, "getresuid: %s", strerror(errno));
@@ -149,6 +185,8 @@ verify(const struct privs_user *u, char *err, size_t errlen)
 		    "succeeds", u->name);
 		return RT_ERR_PERM;
 	}
+	if ((r = in_group_root(u, err, errlen)) != 0)
+		return r;
 	return check_caps(err, errlen);
 }
 
@@ -218,6 +256,7 @@ privs_prepare_dir(const char *dir, const struct privs_user *u, char *err,
 		  size_t errlen)
 {
 	struct stat st;
+	int fd;
 
 	if (stat(dir, &st) == 0)
 		return 0;
@@ -230,11 +269,16 @@ privs_prepare_dir(const char *dir, const struct privs_user *u, char *err,
 		    strerror(errno));
 		return RT_ERR_SYS;
 	}
-	if (chown(dir, u->uid, u->gid) != 0) {
+	/* Through the directory just made, not by name: whoever can write
+	 * the parent could swap in a symlink to a file of root's. */
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) < 0 || fchown(fd, u->uid, u->gid) != 0) {
 		snprintf(err, errlen, "%s: cannot give it to %s: %s", dir,
 		    u->name, strerror(errno));
-		(void)rmdir(dir);
+		if (fd >= 0)
+			close(fd);
 		return RT_ERR_SYS;
 	}
+	close(fd);
 	return 1;
 }
