@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pty.h>
 #include <pwd.h>
 #include <signal.h>
@@ -75,16 +76,101 @@ shell_notify(struct shell *sh)
 		sh->notify(sh->arg);
 }
 
-/* Child side: never returns. Only async-signal-safe-ish calls that are
- * fine after fork in a single-threaded parent. */
+/*
+ * Everything the child needs, prepared in the parent: the agent has
+ * resolver threads, and after fork only async-signal-safe calls are safe
+ * (initgroups() would go through NSS, whose locks a thread may hold).
+ */
+struct shell_exec {
+	int drop;			/* become pw's uid/gid/groups */
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;			/* from getgrouplist() */
+	int ngroups;
+	char name[64];
+	char dir[PATH_MAX];
+	char path[PATH_MAX];		/* what to execve */
+	char argv0[256];
+	const char *argv[4];
+	char env[8][PATH_MAX + 16];
+	char *envp[9];
+};
+
+static int
+exec_prepare(struct shell_exec *x, const struct passwd *pw,
+    const char *command, const char *term, const char *operator, int drop)
+{
+	const char *sh, *base;
+	size_t n = 0;
+	int ng = 32;
+
+	memset(x, 0, sizeof(*x));
+	x->drop = drop;
+	x->uid = pw->pw_uid;
+	x->gid = pw->pw_gid;
+	rt_strlcpy(x->name, pw->pw_name, sizeof(x->name));
+	rt_strlcpy(x->dir, pw->pw_dir != NULL ? pw->pw_dir : "/",
+	    sizeof(x->dir));
+	if (drop) {
+		for (;;) {
+			int want = ng;
+
+			if ((x->groups = calloc((size_t)ng,
+			    sizeof(*x->groups))) == NULL)
+				return RT_ERR_NOMEM;
+			if (getgrouplist(pw->pw_name, pw->pw_gid, x->groups,
+			    &ng) >= 0)
+				break;
+			free(x->groups);
+			x->groups = NULL;
+			if (ng <= want || ng > 65536)
+				return RT_ERR_SYS;
+		}
+		x->ngroups = ng;
+	}
+	sh = pw->pw_shell != NULL && *pw->pw_shell ? pw->pw_shell : "/bin/sh";
+	if (command != NULL && *command != '\0') {
+		rt_strlcpy(x->path, "/bin/sh", sizeof(x->path));
+		x->argv[0] = "sh";
+		x->argv[1] = "-c";
+		x->argv[2] = command;
+	} else {
+		/* A login shell: argv[0] starts with '-'. */
+		rt_strlcpy(x->path, sh, sizeof(x->path));
+		base = strrchr(sh, '/');
+		snprintf(x->argv0, sizeof(x->argv0), "-%s", base ? base + 1 : sh);
+		x->argv[0] = x->argv0;
+	}
+	snprintf(x->env[n++], sizeof(x->env[0]), "TERM=%s", term);
+	snprintf(x->env[n++], sizeof(x->env[0]), "HOME=%s", x->dir);
+	snprintf(x->env[n++], sizeof(x->env[0]), "USER=%s", x->name);
+	snprintf(x->env[n++], sizeof(x->env[0]), "LOGNAME=%s", x->name);
+	snprintf(x->env[n++], sizeof(x->env[0]), "PATH=%s", pw->pw_uid == 0 ?
+	    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" :
+	    "/usr/local/bin:/usr/bin:/bin");
+	snprintf(x->env[n++], sizeof(x->env[0]), "REVTUN_OPERATOR=%s",
+	    operator);
+	snprintf(x->env[n++], sizeof(x->env[0]), "SHELL=%s", sh);
+	for (size_t i = 0; i < n; i++)
+		x->envp[i] = x->env[i];
+	return 0;
+}
+
+static void
+exec_free(struct shell_exec *x)
+{
+	if (x != NULL) {
+		free(x->groups);
+		free(x);
+	}
+}
+
+/* Child side: never returns. Only async-signal-safe calls (see above). */
 static void __attribute__((noreturn))
-child_exec(const struct passwd *pw, const char *command, const char *term,
-    const char *operator, int drop)
+child_exec(const struct shell_exec *x)
 {
 	static const int sigs[] = { SIGPIPE, SIGCHLD, SIGHUP, SIGTERM, SIGINT,
 	    SIGUSR1, SIGQUIT, SIGWINCH };
-	char argv0[256], *base;
-	const char *sh;
 	sigset_t none;
 	size_t i;
 
@@ -93,37 +179,19 @@ child_exec(const struct passwd *pw, const char *command, const char *term,
 	for (i = 0; i < RT_ARRAY_SIZE(sigs); i++)
 		signal(sigs[i], SIG_DFL);
 	closefrom(3);
-	if (drop) {
-		if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-		    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+	if (x->drop) {
+		if (setgroups((size_t)x->ngroups, x->groups) < 0 ||
+		    setgid(x->gid) < 0 || setuid(x->uid) < 0) {
 			dprintf(2, "revtun shell: cannot become %s: %s\r\n",
-			    pw->pw_name, strerror(errno));
+			    x->name, strerror(errno));
 			_exit(126);
 		}
 	}
-	if (chdir(pw->pw_dir) < 0)
+	if (chdir(x->dir) < 0)
 		(void)chdir("/");
-	clearenv();
-	setenv("TERM", term, 1);
-	setenv("HOME", pw->pw_dir, 1);
-	setenv("USER", pw->pw_name, 1);
-	setenv("LOGNAME", pw->pw_name, 1);
-	setenv("PATH", pw->pw_uid == 0 ?
-	    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" :
-	    "/usr/local/bin:/usr/bin:/bin", 1);
-	setenv("REVTUN_OPERATOR", operator, 1);
-	sh = pw->pw_shell != NULL && *pw->pw_shell ? pw->pw_shell : "/bin/sh";
-	setenv("SHELL", sh, 1);
-	if (command != NULL && *command != '\0') {
-		execl("/bin/sh", "sh", "-c", command, (char *)NULL);
-	} else {
-		/* A login shell: argv[0] starts with '-'. */
-		base = strrchr(sh, '/');
-		snprintf(argv0, sizeof(argv0), "-%s", base ? base + 1 : sh);
-		execl(sh, argv0, (char *)NULL);
-	}
+	execve(x->path, (char *const *)x->argv, x->envp);
 	dprintf(2, "revtun shell: cannot run %s: %s\r\n",
-	    command && *command ? command : sh, strerror(errno));
+	    x->argv[0][0] == '-' ? x->path : x->argv[2], strerror(errno));
 	_exit(127);
 }
 
@@ -165,6 +233,7 @@ shell_start(struct loop *loop, const struct agent_config *cfg,
 	struct passwd *pw;
 	struct winsize ws;
 	struct shell *sh;
+	struct shell_exec *x = NULL;
 	int fd = -1, r, drop;
 	pid_t pid;
 
@@ -198,6 +267,15 @@ shell_start(struct loop *loop, const struct agent_config *cfg,
 	    strspn(term, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "0123456789.+-_") != strlen(term))
 		term = "dumb";
+	if ((x = calloc(1, sizeof(*x))) == NULL ||
+	    (r = exec_prepare(x, pw, cfg->shell_command, term, operator,
+	    drop)) < 0) {
+		if (x == NULL)
+			r = RT_ERR_NOMEM;
+		snprintf(err, errsz, "%s", r == RT_ERR_NOMEM ? "out of memory" :
+		    "cannot list the groups of the shell user");
+		goto fail;
+	}
 	pid = forkpty(&fd, NULL, NULL, &ws);
 	if (pid < 0) {
 		snprintf(err, errsz, "forkpty: %s", strerror(errno));
@@ -205,7 +283,9 @@ shell_start(struct loop *loop, const struct agent_config *cfg,
 		goto fail;
 	}
 	if (pid == 0)
-		child_exec(pw, cfg->shell_command, term, operator, drop);
+		child_exec(x);
+	exec_free(x);
+	x = NULL;
 	sh->pid = pid;
 	sh->fd = fd;
 	if (rt_fd_nonblock(fd) < 0 || rt_fd_cloexec(fd) < 0 ||
@@ -223,6 +303,7 @@ shell_start(struct loop *loop, const struct agent_config *cfg,
 	*out = sh;
 	return 0;
  fail:
+	exec_free(x);
 	shell_free(sh);
 	return r;
 }

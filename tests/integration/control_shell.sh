@@ -96,6 +96,44 @@ rt_wait 10 "shell $spid hung up" rt_dead "$spid" ||
 	rt_fail "shell $spid survived the operator"
 rt_ok "operator gone: shell $spid hung up"
 
+# shell.user another account: the agent (root here) prepares the groups
+# in the parent and the child only calls setgroups/setgid/setuid and
+# execve (the agent has resolver threads: no NSS after fork).
+# nobody's login shell is nologin (which does run, as nobody, and says
+# "This account is currently not available"): shell.command gives a sh.
+st=$(ctl_run shuser config gw-17 set shell.user nobody)
+[ "$st" = 0 ] || rt_fail "config set shell.user nobody: exit $st: $(cat "$T/shuser.err" "$T/shuser.out")"
+st=$(ctl_run shcmd config gw-17 set shell.command /bin/sh)
+[ "$st" = 0 ] || rt_fail "config set shell.command: exit $st: $(cat "$T/shcmd.err" "$T/shcmd.out")"
+timeout 30 "$CTL_PY" - ssh $SSHOPTS -tt -i "$PKI/mallory_ed25519" \
+	-o IdentitiesOnly=yes -p "$RPORT" mallory@127.0.0.1 shell gw-17 \
+	>"$T/shell3.out" 2>&1 <<'PY'
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+os.write(fd, b"echo WHO=$(id -u):$(id -g):$(id -G | tr ' ' ,):$HOME:$USER; exit 5\r")
+out = b""
+end = time.time() + 15
+while time.time() < end:
+    r, _, _ = select.select([fd], [], [], 0.1)
+    if r:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+_, st = os.waitpid(pid, 0)
+sys.stdout.buffer.write(out + b"\nSSH_EXIT=%d\n" % os.waitstatus_to_exitcode(st))
+PY
+want="WHO=$(id -u nobody):$(id -g nobody):$(id -G nobody | tr ' ' ,):$(getent passwd nobody | cut -d: -f6):nobody"
+tr -d '\r' <"$T/shell3.out" | grep -qF "$want" ||
+	rt_fail "shell as nobody: want '$want', got: $(tr -d '\r' <"$T/shell3.out" | grep WHO= | tail -1)"
+tr -d '\r' <"$T/shell3.out" | grep -q "^SSH_EXIT=5" || rt_fail "shell as nobody: exit status not 5"
+rt_ok "shell.user nobody: ${want#WHO=} (uid:gid:groups:home:user), exit status 5"
+
 # shell.enable = false refuses (config set, the same path as apply).
 st=$(ctl_run off config gw-17 set shell.enable false)
 [ "$st" = 1 ] || rt_fail "disabling shell with service shell configured: exit $st"
