@@ -28,7 +28,8 @@
 /* One direction's view of a bridge, so both run through the same code. */
 struct bdir {
 	ssh_channel src, dst;
-	struct sshsess *dst_ss;
+	struct sshsess *src_ss, *dst_ss;
+	const char *from, *to;		/* "operator", "agent" */
 	struct buf *carry;
 	int *src_eof, *src_closed, *dst_closed, *dst_eof_out;
 	int *backlog;
@@ -40,7 +41,10 @@ bdir_up(struct bridge *b, struct bdir *d)
 {
 	d->src = b->op_ch;
 	d->dst = b->ag_ch;
+	d->src_ss = b->op != NULL ? &b->op->ss : NULL;
 	d->dst_ss = b->ag != NULL ? &b->ag->ss : NULL;
+	d->from = "operator";
+	d->to = "agent";
 	d->carry = b->to_agent;
 	d->src_eof = &b->op_eof_in;
 	d->src_closed = &b->op_closed;
@@ -55,7 +59,10 @@ bdir_down(struct bridge *b, struct bdir *d)
 {
 	d->src = b->ag_ch;
 	d->dst = b->op_ch;
+	d->src_ss = b->ag != NULL ? &b->ag->ss : NULL;
 	d->dst_ss = b->op != NULL ? &b->op->ss : NULL;
+	d->from = "agent";
+	d->to = "operator";
 	d->carry = b->to_op;
 	d->src_eof = &b->ag_eof_in;
 	d->src_closed = &b->ag_closed;
@@ -511,6 +518,9 @@ dir_eof(struct bridge *b, struct bdir *d)
 		return;
 	if (buf_len(d->carry) > 0 || *d->backlog)
 		return;
+	if (d->src != NULL && d->src_ss != NULL &&
+	    sshsess_lib_oom(d->src_ss->s))
+		return;		/* its session is ending: do not touch d->src */
 	if (d->src != NULL && ssh_channel_poll(d->src, 0) > 0) {
 		*d->backlog = 1;
 		return;
@@ -525,31 +535,67 @@ dir_done(struct bdir *d)
 	return *d->dst_eof_out || *d->dst_closed;
 }
 
+/* Says in why what failed: libssh's error for a write or read, ours
+ * (logged as an error) for a carry that could not grow. */
+static void
+dir_why(struct bridge *b, struct bdir *d, int pull, ssize_t err,
+	char *why, size_t whylen)
+{
+	struct sshsess *ss = pull ? d->src_ss : d->dst_ss;
+
+	if (err == RT_ERR_NOMEM && ss != NULL && sshsess_lib_oom(ss->s)) {
+		/* the connection is ended too (sshsess_status) */
+		snprintf(why, whylen, "SSH library out of memory on the %s "
+		    "connection", d->from);
+		return;
+	}
+	if (err == RT_ERR_NOMEM) {
+		log_err("operator %s chan %llu: out of memory buffering data "
+		    "from the %s: closing the channel", b->opname,
+		    (unsigned long long)b->id, d->from);
+		snprintf(why, whylen, "out of memory buffering data from the "
+		    "%s", d->from);
+		return;
+	}
+	/* logged with the close (bridge_free): mostly a peer gone */
+	snprintf(why, whylen, "%s the %s failed: %s",
+	    pull ? "read from" : "write to", pull ? d->from : d->to,
+	    ss != NULL && ss->s != NULL ? ssh_get_error(ss->s) : "gone");
+}
+
+/* Runs one direction. On a failure says why and returns -1. */
 static int
-dir_run(struct bridge *b, struct bdir *d, int *progress)
+dir_run(struct bridge *b, struct bdir *d, int *progress, char *why,
+	size_t whylen)
 {
 	size_t quota = BRIDGE_QUOTA;
 	ssize_t n;
 
 	if ((n = dir_flush(b, d, &quota)) < 0)
-		return -1;
+		goto flush_failed;
 	*progress |= n > 0;
-	if ((n = dir_pull(b, d, &quota)) < 0)
+	if ((n = dir_pull(b, d, &quota)) < 0) {
+		dir_why(b, d, 1, n, why, whylen);
 		return -1;
+	}
 	*progress |= n > 0;
 	if (n > 0) {
 		if ((n = dir_flush(b, d, &quota)) < 0)
-			return -1;
+			goto flush_failed;
 		*progress |= n > 0;
 	}
 	dir_eof(b, d);
 	return 0;
+flush_failed:
+	dir_why(b, d, 0, n, why, whylen);
+	return -1;
 }
 
 int
 bridge_service(struct bridge *b)
 {
 	struct bdir up, down;
+	char why[sizeof(b->why)];
 	int progress = 0;
 
 	if (b->state == BRIDGE_DEAD)
@@ -567,12 +613,9 @@ bridge_service(struct bridge *b)
 	}
 	bdir_up(b, &up);
 	bdir_down(b, &down);
-	if (dir_run(b, &up, &progress) < 0) {
-		bridge_kill(b, "write to the agent failed");
-		return 1;
-	}
-	if (dir_run(b, &down, &progress) < 0) {
-		bridge_kill(b, "write to the operator failed");
+	if (dir_run(b, &up, &progress, why, sizeof(why)) < 0 ||
+	    dir_run(b, &down, &progress, why, sizeof(why)) < 0) {
+		bridge_kill(b, why);
 		return 1;
 	}
 	if (dir_done(&up) && dir_done(&down)) {

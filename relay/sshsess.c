@@ -48,12 +48,28 @@ sshsess_start(struct sshsess *ss, struct relay *r, int fd, int auth_methods,
 	return 0;
 }
 
+/* How libssh ends the error text of a failed allocation. */
+#define LIBSSH_OOM ": Out of memory"
+
+int
+sshsess_lib_oom(ssh_session s)
+{
+	const char *e;
+	size_t n, t = sizeof(LIBSSH_OOM) - 1;
+
+	if (s == NULL || (e = ssh_get_error(s)) == NULL)
+		return 0;
+	n = strlen(e);
+	return n >= t && strcmp(e + n - t, LIBSSH_OOM) == 0;
+}
+
 int
 sshsess_closed(const struct sshsess *ss)
 {
 	if (ss->s == NULL)
 		return 1;
-	return (ssh_get_status(ss->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+	return (ssh_get_status(ss->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0 ||
+	    sshsess_lib_oom(ss->s);
 }
 
 int
@@ -67,7 +83,7 @@ sshsess_status(struct sshsess *ss, char *err, size_t errlen)
 	}
 	st = ssh_get_status(ss->s);
 
-	if (st & SSH_CLOSED_ERROR) {
+	if ((st & SSH_CLOSED_ERROR) || sshsess_lib_oom(ss->s)) {
 		snprintf(err, errlen, "%s", ssh_get_error(ss->s));
 		return RT_ERR_SSH;
 	}
@@ -178,9 +194,13 @@ sshsess_pull(ssh_channel ch, struct buf *b, int *backlog)
 
 	if (!*backlog || ch == NULL)
 		return 0;
+	if (sshsess_lib_oom(ssh_channel_get_session(ch)))
+		return RT_ERR_NOMEM;	/* see sshsess_lib_oom(): hands off */
 	/* with bytes buffered this does not read the socket, so no callback
 	 * runs between here and the reads below */
 	avail = ssh_channel_poll(ch, 0);
+	if (sshsess_lib_oom(ssh_channel_get_session(ch)))
+		return RT_ERR_NOMEM;	/* it read packets and failed there */
 	if (avail == SSH_ERROR)
 		return -1;
 	if (avail <= 0) {
@@ -196,8 +216,10 @@ sshsess_pull(ssh_channel ch, struct buf *b, int *backlog)
 			return -1;
 		if (n <= 0)
 			break;
+		/* avail fitted the limit: only growing the block can fail
+		 * (the bytes in tmp are lost; the caller ends the channel) */
 		if (buf_append(b, tmp, (size_t)n) != 0)
-			return -1;	/* cannot happen: avail fitted */
+			return RT_ERR_NOMEM;
 		total += (size_t)n;
 	}
 	if (total == (size_t)avail)

@@ -46,8 +46,20 @@ void sshsess_sync(struct sshsess *ss);
  * queue channel data on a session that cannot drain). */
 int sshsess_busy(const struct sshsess *ss);
 
-/* 1 once the session is closed or in error. */
+/* 1 once the session is closed or in error (sshsess_lib_oom included). */
 int sshsess_closed(const struct sshsess *ss);
+
+/*
+ * 1 when libssh's last error on s is a failed allocation ("FUNC: Out of
+ * memory"). libssh 0.10 carries on after some of them: a channel data
+ * packet it cannot buffer is dropped and that channel's stdout buffer
+ * freed and left NULL, which ssh_channel_poll() and ssh_channel_read()
+ * then dereference (SIGSEGV, seen under prlimit --as in fault_mem.sh).
+ * Such a session has lost data and must end without its channels being
+ * read again: sshsess_status() reports it as an error, sshsess_pull()
+ * returns RT_ERR_NOMEM before touching the channel.
+ */
+int sshsess_lib_oom(ssh_session s);
 
 /* Why a session ended: libssh's error (a MAC or decryption failure, say,
  * also when a channel call read the bad packet) or "connection closed by
@@ -60,7 +72,9 @@ int sshsess_status(struct sshsess *ss, char *err, size_t errlen);
  * receive window on any read, so partial reads would let its own buffer
  * grow without bound). Called only while *backlog is set (a data
  * callback left bytes with libssh); clears it once nothing is left.
- * Returns the bytes pulled or -1 on a channel error.
+ * Returns the bytes pulled, -1 on a channel error or RT_ERR_NOMEM when b
+ * cannot grow (bytes already read from libssh are then lost) or libssh ran
+ * out of memory on the session (sshsess_lib_oom).
  */
 ssize_t sshsess_pull(ssh_channel ch, struct buf *b, int *backlog);
 
