@@ -230,6 +230,11 @@ chan_io(struct loop *loop, int fd, unsigned int ev, void *arg)
 		} else if (n == RT_ERR_SYS) {
 			chan_close(c, "target read: %s", strerror(errno));
 			return;
+		} else if (n == RT_ERR_NOMEM) {
+			/* the socket stays readable: waiting would spin */
+			chan_close(c, "out of memory buffering data from the "
+			    "target");
+			return;
 		}
 	}
 	if ((ev & (LOOP_WRITE | LOOP_ERROR)) && buf_len(c->to_target) > 0) {
@@ -380,7 +385,12 @@ chan_from_relay(struct chan *c)
 	while (!c->chan_eof && moved < BRIDGE_QUOTA &&
 	    buf_room(c->to_target) > 0) {
 		if (buf_reserve(c->to_target, BRIDGE_QUOTA - moved, &p,
-		    &avail) < 0 || avail == 0)
+		    &avail) < 0) {
+			chan_close(c, "out of memory buffering data for the "
+			    "target");
+			return 0;
+		}
+		if (avail == 0)
 			break;
 		avail = RT_MIN(avail, BRIDGE_QUOTA - moved);
 		n = libssh2_channel_read(c->ch, (char *)p, avail);
@@ -505,8 +515,13 @@ bridge_pump(struct bridge *b, struct sshc *s, int *more)
 	unsigned int closing = 0, limit;
 
 	*more = control_pump(b->a->control, s);
-	TAILQ_FOREACH(c, &b->chans, entry)
+	if (sshc_lib_broken(s))
+		return RT_ERR_SSH;	/* no more libssh2 calls */
+	TAILQ_FOREACH(c, &b->chans, entry) {
 		*more |= chan_service(c, s);
+		if (sshc_lib_broken(s))
+			return RT_ERR_SSH;
+	}
 
 	/* Round-robin: whoever went first this time goes last next time. */
 	if ((c = TAILQ_FIRST(&b->chans)) != NULL) {

@@ -73,8 +73,9 @@ int bridge_accept(struct bridge *b, LIBSSH2_CHANNEL *ch, const char *svc,
  * stopped at its quota with work left: no fd event will announce that
  * work (libssh2 already holds the bytes, or the target socket is parked
  * because from_target is full), so the caller must pump again soon.
- * Returns 0, or RT_ERR_PROTO when the relay leaves too many channels
- * unclosed.
+ * Returns 0, RT_ERR_PROTO when the relay leaves too many channels
+ * unclosed, or RT_ERR_SSH as soon as sshc_lib_broken(s) (no channel is
+ * touched after that).
  */
 int bridge_pump(struct bridge *b, struct sshc *s, int *more);
 

@@ -110,8 +110,13 @@ sshc_send_cb(libssh2_socket_t sock, const void *data, size_t len, int flags,
 		return (ssize_t)len;	/* nobody will read it */
 	r = buf_append(s->to_relay, data, len);
 	if (r < 0) {
-		sshc_set_err(s, "output to relay above %u bytes (%s)",
-		    SSHC_OUT_LIMIT, rt_strerror(r));
+		if (r == RT_ERR_NOMEM)
+			sshc_set_err(s, "out of memory queueing %zu bytes "
+			    "for the relay (%zu queued)", len,
+			    buf_len(s->to_relay));
+		else
+			sshc_set_err(s, "output to relay above %u bytes (%s)",
+			    SSHC_OUT_LIMIT, rt_strerror(r));
 		s->io_failed = 1;
 		return -ENOBUFS;
 	}
@@ -413,7 +418,7 @@ accept_all(struct sshc *s)
 			continue;
 		while ((ch = libssh2_channel_forward_accept(f->l)) != NULL)
 			bridge_accept(s->bridge, ch, f->name, s->relay);
-		if (s->io_failed)
+		if (s->io_failed || sshc_lib_broken(s))
 			return RT_ERR_SSH;
 	}
 	return 0;
@@ -508,6 +513,44 @@ step_auth(struct sshc *s)
 }
 
 int
+sshc_lib_broken(const struct sshc *s)
+{
+	if (s->ss == NULL)
+		return 0;
+	switch (libssh2_session_last_errno(s->ss)) {
+	case LIBSSH2_ERROR_ALLOC:
+	case LIBSSH2_ERROR_INVALID_MAC:
+	case LIBSSH2_ERROR_DECRYPT:
+	case LIBSSH2_ERROR_ENCRYPT:
+	case LIBSSH2_ERROR_OUT_OF_BOUNDARY:
+	case LIBSSH2_ERROR_PROTO:
+	case LIBSSH2_ERROR_COMPRESS:
+	case LIBSSH2_ERROR_ZLIB:
+	case LIBSSH2_ERROR_SOCKET_SEND:
+	case LIBSSH2_ERROR_SOCKET_RECV:
+	case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+		return 1;
+	}
+	return 0;
+}
+
+/* Ends a session sshc_lib_broken() found unusable, saying why. */
+static int
+sshc_fail_broken(struct sshc *s)
+{
+	int e = libssh2_session_last_errno(s->ss);
+
+	if (s->mac_failed)
+		return sshc_fail(s, RT_ERR_SSH, "corrupted packet from the "
+		    "relay (MAC check failed)");
+	if (e == LIBSSH2_ERROR_ALLOC)
+		return sshc_fail(s, RT_ERR_NOMEM, "SSH library out of memory "
+		    "(%s)", ssh_errmsg(s));
+	return sshc_fail(s, RT_ERR_SSH, "SSH library error %d (%s)", e,
+	    ssh_errmsg(s));
+}
+
+int
 sshc_pump(struct sshc *s)
 {
 	int r = 0, more = 0;
@@ -521,9 +564,13 @@ sshc_pump(struct sshc *s)
 	if (s->state == S_UP) {
 		if ((r = fwd_step(s)) < 0)
 			return r;
+		if (sshc_lib_broken(s))
+			return sshc_fail_broken(s);
 		if ((r = accept_all(s)) < 0)
 			return sshc_fail(s, r, "I/O failure");
 	}
+	if (sshc_lib_broken(s))
+		return sshc_fail_broken(s);
 	if (s->state == S_UP || s->state == S_DISCONNECTING) {
 		/*
 		 * Any libssh2 call below may read the relay's packets and sort
@@ -536,7 +583,8 @@ sshc_pump(struct sshc *s)
 		 */
 		s->rx_seen = 0;
 		if ((r = bridge_pump(s->bridge, s, &more)) < 0)
-			return sshc_fail(s, r, "relay misbehaves");
+			return r == RT_ERR_SSH ? sshc_fail_broken(s) :
+			    sshc_fail(s, r, "relay misbehaves");
 		if (s->rx_seen || more)
 			agent_kick(s->a);
 	}

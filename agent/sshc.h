@@ -75,6 +75,17 @@ unsigned int sshc_channels(const struct sshc *s);
 /* 1 while to_relay holds more than SSHC_OUT_HIGH bytes. */
 int sshc_out_high(const struct sshc *s);
 
+/*
+ * 1 once libssh2's last error says its transport cannot go on: a failed
+ * allocation (LIBSSH2_ERROR_ALLOC), a packet it could not decrypt or
+ * frame (OUT_OF_BOUNDARY, DECRYPT, PROTO, ...). libssh2 1.10 can be left
+ * in the middle of a packet then, and the next call that reads aborts
+ * the process (transport.c decrypt: "Assertion `(len % blocksize) == 0'
+ * failed", seen under prlimit --as in fault_mem.sh, after channel reads
+ * failed with -41): make no further call on the session but end it.
+ */
+int sshc_lib_broken(const struct sshc *s);
+
 /* Why the session failed, "" if it did not. */
 const char *sshc_error(const struct sshc *s);
 
