@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +29,14 @@ struct pen_entry {
 	enum pen_reason why;		/* the failure that started the episode */
 };
 
+#define PEN_SAMPLE 64	/* buckets looked at for a victim before a full scan */
+
 struct pen_table {
 	struct pen_entry *bucket[PEN_BUCKETS];
 	size_t n;
+	size_t cursor;		/* where the next victim search starts */
+	int64_t expired_at;	/* last full expiry pass (make_room) */
+	int64_t full_until;	/* every entry enforced until then */
 };
 
 static const unsigned char v4mapped[12] = {
@@ -277,21 +283,51 @@ static int
 make_room(struct pen_table *t, const struct pen_policy *p, int64_t now)
 {
 	struct pen_entry **pp, **victim;
-	size_t i;
+	int64_t earliest;
+	size_t b, nb;
 
-	pen_expire(t, now);
+	/*
+	 * A full table must not cost a scan of every entry per failure (at
+	 * the default 65,536 sources that took ~5 ms on the relay's loop):
+	 * run-out entries are swept at most once a second, a table found
+	 * all enforced is known to stay so until its earliest expiry, and
+	 * the victim is the soonest-expiring non-enforced entry of a sample
+	 * of PEN_SAMPLE buckets (an approximation, as in Redis's eviction),
+	 * with a full scan only when the sample holds none.
+	 */
+	if (now < t->full_until)
+		return 0;
+	if (now - t->expired_at >= 1000 || t->expired_at == 0) {
+		pen_expire(t, now);
+		t->expired_at = now;
+	}
 	while (t->n >= p->max_sources) {
 		victim = NULL;
-		for (i = 0; i < PEN_BUCKETS; i++) {
-			for (pp = &t->bucket[i]; *pp != NULL;
+		earliest = INT64_MAX;
+		for (nb = 0; nb < PEN_BUCKETS; nb++) {
+			b = (t->cursor + nb) & (PEN_BUCKETS - 1);
+			for (pp = &t->bucket[b]; *pp != NULL;
 			    pp = &(*pp)->next) {
-				if (!(*pp)->enforced && (victim == NULL ||
-				    (*pp)->expires < (*victim)->expires))
+				if ((*pp)->expires <= now) {
+					victim = pp;	/* ran out: take it */
+					break;
+				}
+				if ((*pp)->enforced) {
+					if ((*pp)->expires < earliest)
+						earliest = (*pp)->expires;
+				} else if (victim == NULL ||
+				    (*pp)->expires < (*victim)->expires)
 					victim = pp;
 			}
+			if (victim != NULL && (nb + 1 >= PEN_SAMPLE ||
+			    (*victim)->expires <= now))
+				break;
 		}
-		if (victim == NULL)
+		t->cursor = (t->cursor + nb + 1) & (PEN_BUCKETS - 1);
+		if (victim == NULL) {
+			t->full_until = earliest;
 			return 0;
+		}
 		unlink_free(t, victim);
 	}
 	return 1;

@@ -340,6 +340,51 @@ test_full(void)
 	pen_table_free(t);
 }
 
+/* A full table of 65,536 live, not enforced sources keeps taking new
+ * ones (each evicts one from a sample of buckets), and one full of
+ * enforced sources refuses new ones until the first runs out. */
+static void
+test_full_large(void)
+{
+	struct pen_policy p = policy(65536);
+	struct pen_table *t;
+	struct pen_addr a;
+	char host[32];
+	int i, ok = 1;
+
+	CU_ASSERT_FATAL(pen_table_new(&t) == 0);
+	for (i = 0; i < 65536 + 5000; i++) {
+		snprintf(host, sizeof(host), "10.%d.%d.%d", (i >> 16) & 255,
+		    (i >> 8) & 255, i & 255);
+		a = addr(host);
+		/* noauth at i ms: live for 1 s, never enforced */
+		ok &= pen_add(t, &p, &a, PEN_NOAUTH, i / 100, NULL) ==
+		    PEN_NOTED;
+	}
+	CU_ASSERT(ok);
+	CU_ASSERT_EQUAL(pen_count(t), 65536);
+	pen_table_free(t);
+
+	p = policy(1000);
+	CU_ASSERT_FATAL(pen_table_new(&t) == 0);
+	for (i = 0; i < 1000; i++) {
+		snprintf(host, sizeof(host), "10.1.%d.%d", i >> 8, i & 255);
+		a = addr(host);
+		ok &= pen_add(t, &p, &a, PEN_GUESSING, 0, NULL) == PEN_STARTED;
+	}
+	CU_ASSERT(ok);
+	a = addr("10.2.0.1");
+	for (i = 0; i < 100; i++)
+		ok &= pen_add(t, &p, &a, PEN_GUESSING, i, NULL) == PEN_FULL;
+	CU_ASSERT(ok);
+	CU_ASSERT_EQUAL(pen_count(t), 1000);
+	/* all ran out at 30 s: room again */
+	CU_ASSERT_EQUAL(pen_add(t, &p, &a, PEN_GUESSING, 30 * S, NULL),
+	    PEN_STARTED);
+	CU_ASSERT_EQUAL(pen_check(t, &a, 30 * S + 1, NULL, NULL), 1);
+	pen_table_free(t);
+}
+
 /* Many sources spread over the buckets: all found, all swept. */
 static void
 test_many(void)
@@ -385,6 +430,7 @@ suite_penalty(void)
 	    CU_add_test(s, "decay", test_decay) == NULL ||
 	    CU_add_test(s, "edges", test_edges) == NULL ||
 	    CU_add_test(s, "full table", test_full) == NULL ||
+	    CU_add_test(s, "full table, large", test_full_large) == NULL ||
 	    CU_add_test(s, "many sources", test_many) == NULL)
 		return (int)CU_get_error();
 	return CUE_SUCCESS;
