@@ -16,7 +16,8 @@ FAULT_ITESTS = \
 	tests/integration/fault_mqtt.sh \
 	tests/integration/privdrop.sh \
 	tests/integration/fault_operators.sh \
-	tests/integration/fault_outage.sh
+	tests/integration/fault_outage.sh \
+	tests/integration/fault_mem.sh
 
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/netns.sh docs/faults.md \
