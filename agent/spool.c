@@ -429,11 +429,15 @@ disk_write(struct spool *s, const struct spool_rec *rec)
 			if (err == ENOSPC && !rotated && !s->loading &&
 			    s->cur->live == 0 && s->cur->bytes > 0 &&
 			    seg_new(s, s->cur->num + 1) == 0) {
+				size_t before = s->nsegs;
+
 				rotated = 1;
 				seg_gc(s);
 				log_info("spool %s: disk full: new segment %"
-				    PRIu64 ", the finished one removed", s->dir,
-				    s->cur->num);
+				    PRIu64 ", %zu finished segment(s) removed%s",
+				    s->dir, s->cur->num, before - s->nsegs,
+				    before == s->nsegs ? " (an older one still "
+				    "holds undelivered messages)" : "");
 				off = 0;
 				continue;
 			}
