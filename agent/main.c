@@ -84,8 +84,11 @@ main(int argc, char **argv)
 		if (errs.dropped > 0)
 			fprintf(stderr, "(%u more problems not shown)\n",
 			    errs.dropped);
-		fprintf(stderr, "revtun-agent: %s: %s\n", path,
-		    rt_strerror(r));
+		/* the messages above say what and where; a generic code
+		 * ("invalid argument" for a FIFO) only when there are none */
+		if (errs.n == 0)
+			fprintf(stderr, "revtun-agent: %s: %s\n", path,
+			    rt_strerror(r));
 		return EX_CONFIG;
 	}
 	if (test) {
