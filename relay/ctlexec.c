@@ -741,6 +741,16 @@ agch_open(struct agch *h, struct agent *ag, const char *svc, int port,
 	return 1;
 }
 
+/* ssh_channel_poll(ch, 0), but SSH_ERROR on a session libssh ran out of
+ * memory on: the channel's buffer may be NULL there (sshsess_lib_oom). */
+static int
+chan_poll(ssh_channel ch)
+{
+	if (sshsess_lib_oom(ssh_channel_get_session(ch)))
+		return SSH_ERROR;
+	return ssh_channel_poll(ch, 0);
+}
+
 /* 1 once the agent ended the channel (EOF or close) and no whole frame
  * is left to parse: nothing more can come. */
 static int
@@ -750,7 +760,7 @@ agch_ended(struct agch *h)
 
 	return (h->eof_in || h->closed) && !h->backlog &&
 	    buf_len(h->from_agent) < CTL_HDR_LEN + CTL_MAX_PAYLOAD &&
-	    ssh_channel_poll(h->ch, 0) <= 0 &&
+	    chan_poll(h->ch) <= 0 &&
 	    ctl_parse(buf_data(h->from_agent), buf_len(h->from_agent),
 	    &f) == RT_ERR_AGAIN;
 }
@@ -853,7 +863,7 @@ frame_up(struct ctlexec *c, size_t *quota)
 		buf_shrink(c->op_in);
 	if (c->op_eof_in && !c->eof_framed && buf_len(c->op_in) == 0 &&
 	    !c->op_backlog && buf_room(c->to_agent) >= CTL_HDR_LEN) {
-		if (ssh_channel_poll(c->x->ch, 0) > 0)
+		if (chan_poll(c->x->ch) > 0)
 			c->op_backlog = 1;	/* data before the EOF */
 		else if (ctl_append(c->to_agent, CTL_EOF, NULL, 0) == 0)
 			c->eof_framed = 1;
