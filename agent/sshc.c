@@ -593,8 +593,16 @@ sshc_pump(struct sshc *s)
 		    "relay (MAC check failed)");
 	if (s->io_failed)
 		return sshc_fail(s, RT_ERR_SSH, "I/O failure");
+	/*
+	 * Channels that found to_relay above its high-water mark stopped
+	 * with bytes waiting, and a flush that empties to_relay leaves no
+	 * write event to bring them back: pump again once it is below.
+	 */
+	more = sshc_out_high(s);
 	if ((r = flush_to_relay(s)) < 0)
 		return r;
+	if (more && !sshc_out_high(s))
+		agent_kick(s->a);
 	if (tls_pending(s->tls) > 0)
 		agent_kick(s->a);	/* bytes the socket will not signal */
 	return 0;

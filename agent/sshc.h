@@ -5,7 +5,8 @@
  * libssh2 never touches the socket: its SEND callback appends every packet
  * to to_relay, an agent-owned buffer, and always reports full success
  * (DESIGN.md pitfall 1); sshc_pump() flushes to_relay into TLS. Channel
- * data is written only while to_relay is below SSHC_OUT_HIGH. The RECV
+ * data is written only while to_relay is below SSHC_OUT_HIGH; a flush
+ * that brings it below that schedules another pump. The RECV
  * callback reads TLS directly and maps "would block" to -EAGAIN. A pump
  * whose pass over the channels read anything from TLS, or left a channel
  * stopped at its quota, schedules another pump (agent_kick): libssh2
@@ -36,7 +37,15 @@ struct agent;
 struct tls_conn;
 struct sshc;
 
-#define SSHC_OUT_HIGH	(1024 * 1024)	/* no channel writes above this */
+/*
+ * No channel writes above SSHC_OUT_HIGH. Bytes in flight stay in the
+ * kernel (its send buffer grows with the path's bandwidth-delay product);
+ * to_relay only has to refill the kernel's unsent queue (uplink.c,
+ * TCP_NOTSENT_LOWAT) at each write event, and everything in it is
+ * queued ahead of any interactive channel: 16 KiB is 0.5 s at 256
+ * kbit/s, where 1 MiB was half a minute (FAULTS.md N8).
+ */
+#define SSHC_OUT_HIGH	(16 * 1024)
 #define SSHC_OUT_LIMIT	(4 * 1024 * 1024) /* hard cap of to_relay */
 #define SSHC_FWD_QUEUE	256		/* accept backlog (pitfall 2) */
 

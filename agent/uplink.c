@@ -56,7 +56,9 @@ static const char *const ustate_names[] = {
 };
 
 #define PROXY_RESP_MAX 4096
-#define UPLINK_NOTSENT_LOWAT (128 * 1024)
+/* Unsent bytes the kernel keeps (bytes in flight are not counted): small,
+ * as SSHC_OUT_HIGH, since every one is queued ahead of interactive data. */
+#define UPLINK_NOTSENT_LOWAT (16 * 1024)
 /* A session that lasted this long resets the backoff; a relay that drops
  * us sooner (e.g. refuses every service) is retried with growing delays. */
 #define UPLINK_STABLE_MS 30000

@@ -58,8 +58,11 @@ struct pen_table;
 
 #define RELAY_ID_MAX 64			/* agent ids, service and operator names */
 #define RELAY_MAX_LISTEN_FDS (2 * RELAY_MAX_LISTEN * 2)
-#define AGENT_PUMP_BUF (64 * 1024)	/* TLS <-> socketpair, each way */
-#define RELAY_NOTSENT_LOWAT (128 * 1024) /* unsent bytes per TCP socket */
+/* Everything queued toward an agent goes ahead of its interactive channels
+ * (to_tls, the socketpair, the kernel's unsent bytes; FAULTS.md N8): at
+ * 256 kbit/s each 16 KiB is 0.5 s. Bytes in flight are not limited. */
+#define AGENT_PUMP_BUF (16 * 1024)	/* TLS <-> socketpair, each way */
+#define RELAY_NOTSENT_LOWAT (16 * 1024)	/* unsent bytes per TCP socket */
 #define BRIDGE_QUOTA (64 * 1024)	/* bytes per channel per direction per pump round */
 #define BRIDGE_PULL_ROOM (2 * 1024 * 1024) /* > libssh's 1.5 x 1280000 B window */
 #define EXEC_OUT_MAX (256 * 1024)	/* output of one exec command */

@@ -22,8 +22,9 @@
 # 4. N8: the link at 256 kbit/s each way (32 KiB queue). A 192 KiB echo
 #    through one channel while another channel does a 64-byte round trip
 #    every 0.5 s: every round trip completes (the slowest is reported and
-#    bounded; up to ~10 s behind the bulk data buffered ahead), the bulk
-#    echo is intact, and neither side declares the other dead.
+#    bounded: ~5-6 s, behind the link queue, TCP loss recovery and the
+#    16 KiB buffers ahead on each side), the bulk echo is intact, and
+#    neither side declares the other dead.
 # Skips (77) only when namespaces or TUN are unavailable.
 . "$top_srcdir/tests/integration/lib.sh"
 rt_setup
@@ -263,12 +264,14 @@ $(grep -E '^[0-9]+$' "$T/rtt.out" | sort -n | awk '{n++; w=$1} END {print n, w}'
 EOF
 [ "$n" -ge 2 ] || rt_fail "only $n interactive round trips during $tbulk ms of bulk"
 # Bound: usable, not snappy. The interactive bytes queue behind bulk data
-# already buffered toward the peer: the 32 KiB link queue (1 s per
-# direction at 256 kbit/s), the agent's buffer toward the relay (channel
-# reads pause only above 1 MiB), the relay's and the kernels' buffers.
-# 4.9-9.4 s measured when this was written (the same with
-# TCP_NOTSENT_LOWAT cut from 128 to 16 KiB on both ends). Allow 15 s.
-[ "$worst" -le 15000 ] || rt_fail "an interactive round trip took $worst ms under bulk (bound 15000 ms)"
+# already queued toward the peer: the 32 KiB link queue (1 s per
+# direction at 256 kbit/s), the bytes TCP has in flight and must resend
+# after the queue's tail drops (~100 packets per run), and on each side
+# at most ~16 KiB per buffer (agent SSHC_OUT_HIGH, relay AGENT_PUMP_BUF,
+# TCP_NOTSENT_LOWAT; one 32 KiB SSH packet may overshoot). Measured
+# 4.8-6.1 s, once 9.9 s in 9 runs; with the old 1 MiB / 64 KiB / 128 KiB
+# buffers 5.6-10.6 s (4 of 7 runs above 9 s). Allow 12 s.
+[ "$worst" -le 12000 ] || rt_fail "an interactive round trip took $worst ms under bulk (bound 12000 ms)"
 [ "$(ups)" = 1 ] && [ "$(lost)" = 0 ] ||
 	rt_fail "the agent dropped the relay on the slow link: $(grep -E 'lost|connected' "$T/agent.log")"
 grep -qE 'gw-17.*(timed out|keepalive|dead)' "$T/relay.log" &&
