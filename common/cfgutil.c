@@ -137,8 +137,10 @@ collect_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
  * libconfuse 3.3 also accepts a text that ends inside a block comment, a
  * quoted string or a section or list (a truncated file would load with
  * defaults), so this pass sets *why and *line (1-based) for the first
- * such problem: a NUL byte, an unterminated comment or string, or the
- * outermost '{' never closed. Returns NULL when out of memory.
+ * such problem: a NUL byte, an unterminated comment or string, a '*'
+ * outside quotes and comments (libconfuse skips it or silently stops
+ * there), or the outermost '{' never closed. Returns NULL when out of
+ * memory.
  */
 static char *
 strip_comments(const char *text, size_t len, const char **why,
@@ -221,6 +223,12 @@ strip_comments(const char *text, size_t len, const char **why,
 				*why = "unterminated comment";
 				*line = start_ln;
 			}
+		} else if (ch == '*' && *why == NULL) {
+			/* libconfuse 3.3 skips a lone '*' and stops reading
+			 * at some pairs ("port = 5 ** port = 7" loads port 5
+			 * and nothing after, without an error) */
+			*why = "'*' outside quotes (put the value in quotes)";
+			*line = ln;
 		}
 	}
 	if (quote != 0 && *why == NULL) {

@@ -229,6 +229,12 @@ test_syntax_errors(void)
 	expect_error("port = \"ssh\"\n", "t.conf:1: ", "'port'", NULL);
 	/* unterminated string */
 	expect_error("timeout = \"5s\n", "t.conf:", "", NULL);
+	/* an unquoted '*': libconfuse skipped it, or stopped reading at
+	 * "**" and loaded port 5 without a word (found by fuzz_cfgutil) */
+	expect_error("port = 22 ** port = 7\n", "t.conf:1: ", "'*'", NULL);
+	expect_error("port = 22\n\n*\nport = 7\n", "t.conf:3: ", "'*'",
+		     NULL);
+	expect_error("\n**/**\x01\n}", "t.conf:2: ", "'*'", NULL);
 }
 
 /* Comments must not shift line numbers (libconfuse 3.3 counts their
