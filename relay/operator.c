@@ -815,8 +815,14 @@ operator_drain(struct opconn *op)
 		if (!op_message(op, msg))
 			ssh_message_free(msg);
 	}
-	if (!op->dead && sshsess_closed(&op->ss))
-		operator_kill(op, "connection closed");
+	if (!op->dead && sshsess_closed(&op->ss)) {
+		char why[200];
+
+		/* libssh's reason (a MAC error read inside a channel call,
+		 * say), or "connection closed by peer" */
+		(void)sshsess_status(&op->ss, why, sizeof(why));
+		operator_kill(op, why);
+	}
 }
 
 static void
