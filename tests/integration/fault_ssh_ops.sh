@@ -90,7 +90,7 @@ elif case == "malformed":
     print("malformed tcpip-forward: %s" % ("refused, connection up" if t.is_active() else "connection closed"))
 elif case == "session":
     res = []
-    for what in ("shell", "pty", "x11", "sftp", "env"):  # "pty" = pty-req + shell
+    for what in ("shell", "pty", "x11", "agent", "sftp", "env"):  # "pty" = pty-req + shell
         ch = t.open_session(timeout=10)
         try:
             if what == "shell": ch.invoke_shell()
@@ -104,6 +104,17 @@ elif case == "session":
                     pass
                 ch.invoke_shell()
             elif what == "x11": ch.request_x11(single_connection=True)
+            elif what == "agent":
+                # ssh -A sends auth-agent-req@openssh.com without asking
+                # for a reply; ask for one, so the refusal shows
+                m = paramiko.Message()
+                m.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
+                m.add_int(ch.remote_chanid)
+                m.add_string("auth-agent-req@openssh.com")
+                m.add_boolean(True)
+                ch._event_pending()
+                t._send_user_message(m)
+                ch._wait_for_event()
             elif what == "sftp": ch.invoke_subsystem("sftp")
             elif what == "env": ch.exec_command("/bin/sh -c id")
             ok = True
