@@ -50,7 +50,6 @@
 #include <execinfo.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +82,7 @@
 #include "loop.h"
 #include "mqtt_codec.h"
 #include "relay_config.h"
+#include "runner.h"
 #include "spool.h"
 #include "testpki.h"
 #include "tls.h"
@@ -376,21 +376,6 @@ log_count(void *arg, enum log_level level, const char *line)
 }
 
 static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static int
 write_text(const char *path, const char *text, mode_t mode)
 {
 	FILE *f = fopen(path, "w");
@@ -467,7 +452,7 @@ make_relay_conf(void)
 	char key1[1024], path[600], text[8192];
 	FILE *f;
 
-	if (sh("cd %s && ssh-keygen -q -t ed25519 -N '' -C host -f host_ed"
+	if (unit_sh("cd %s && ssh-keygen -q -t ed25519 -N '' -C host -f host_ed"
 	    " && ssh-keygen -q -t ecdsa -b 256 -N '' -C host -f host_ec"
 	    " && ssh-keygen -q -t ed25519 -N '' -C alice@laptop -f op1"
 	    " && ssh-keygen -q -t ecdsa -b 256 -N '' -C bob@laptop -f op2"
@@ -510,7 +495,7 @@ make_agent_conf(void)
 {
 	char text[8192];
 
-	if (sh("cd %s && echo secret > mqtt.pass && echo hmackey > cmd.key"
+	if (unit_sh("cd %s && echo secret > mqtt.pass && echo hmackey > cmd.key"
 	    " && echo tmkey > tm.key && chmod 600 mqtt.pass cmd.key tm.key",
 	    dir) < 0)
 		return -1;
@@ -1293,7 +1278,7 @@ main(int argc, char **argv)
 	    make_agent_conf() != 0 || make_spool() != 0) {
 		fprintf(stderr, "alloc-torture: cannot build the fixtures in "
 		    "%s\n", dir);
-		sh("rm -rf '%s'", dir);
+		unit_rmtree(dir);
 		return 99;
 	}
 	for (size_t i = 0; i < RT_ARRAY_SIZE(ops); i++) {
@@ -1318,7 +1303,7 @@ main(int argc, char **argv)
 		fails += torture(&ops[i]);
 	}
 	if (getenv("TORTURE_KEEP") == NULL)
-		sh("rm -rf '%s'", dir);
+		unit_rmtree(dir);
 	else
 		fprintf(stderr, "alloc-torture: fixtures kept in %s\n", dir);
 	if (!found) {

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,18 @@ unit_run(int argc, char **argv, const unit_suite_fn *suites)
 	CU_cleanup_registry();
 	log_close();
 	return failed > 125 ? 125 : (int)failed;
+}
+
+int
+unit_sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd) == 0 ? 0 : -1;
 }
 
 int

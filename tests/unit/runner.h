@@ -28,4 +28,8 @@ int unit_tmpdir(char *buf, size_t len);
 /* Removes a directory made by unit_tmpdir() and everything in it. */
 void unit_rmtree(const char *path);
 
+/* Runs the printf-formatted shell command (fixtures: ssh-keygen and the
+ * like); 0 if it exited 0, else -1. */
+int unit_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

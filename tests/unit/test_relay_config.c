@@ -9,7 +9,6 @@
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,18 +28,6 @@ int suite_relay_config(void);
 static char dir[256];
 static char key1[1024], key2[1024];	/* "ssh-ed25519 AAAA... comment" */
 static char fp1[128];			/* ssh-keygen -lf of key1 */
-
-static int
-sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd) == 0 ? 0 : -1;
-}
 
 static int
 read_line(const char *path, char *buf, size_t len)
@@ -66,7 +53,7 @@ setup(void)
 
 	if (unit_tmpdir(dir, sizeof(dir)) < 0)
 		return -1;
-	if (sh("cd %s && ssh-keygen -q -t ed25519 -N '' -C host -f host_key"
+	if (unit_sh("cd %s && ssh-keygen -q -t ed25519 -N '' -C host -f host_key"
 	    " && ssh-keygen -q -t ed25519 -N '' -C alice@laptop -f op1"
 	    " && ssh-keygen -q -t ed25519 -N '' -C bob@laptop -f op2"
 	    " && ssh-keygen -q -t ed25519 -N '' -C carol -f op3"
@@ -84,7 +71,7 @@ setup(void)
 	if (read_line(path, key2, sizeof(key2)) < 0)
 		return -1;
 	/* A keys file: comment, blank, good key, then a bad line 4. */
-	if (sh("cd %s && { echo '# bob'; echo; cat op3.pub; "
+	if (unit_sh("cd %s && { echo '# bob'; echo; cat op3.pub; "
 	    "echo 'ssh-ed25519 AAAAnotbase64!! x'; } > keys_bad && "
 	    "{ echo '  # carol'; cat op3.pub; } > keys_good && "
 	    "chmod 600 keys_bad keys_good", dir) < 0)
