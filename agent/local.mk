@@ -29,7 +29,7 @@ AGENT_ITESTS = \
 	tests/integration/agent_limits.sh
 TESTS += $(AGENT_ITESTS)
 EXTRA_DIST += $(AGENT_ITESTS) tests/integration/agent_lib.sh \
-	tests/tools/agent_fakerelay.py tests/tools/agent_peer.py
+	tests/tools/agent_fakerelay.py tests/tools/agent_peer.py tests/tools/tlspump.py
 
 # Unit tests of the agent's pure modules.
 check_PROGRAMS += tests/unit/agent-unit

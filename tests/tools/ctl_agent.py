@@ -35,7 +35,6 @@
 import argparse
 import hashlib
 import os
-import select
 import socket
 import ssl
 import struct
@@ -44,6 +43,8 @@ import threading
 import time
 
 import paramiko
+
+from tlspump import tls_pump
 
 REQ, DATA, EOF, EXIT, PTY, WINCH = 1, 2, 3, 4, 5, 6
 MAXP = 65536
@@ -199,56 +200,6 @@ def serve(ch, args):
             pass
 
 
-def tls_pump(tls, plain):
-    tls.setblocking(False)
-    plain.setblocking(False)
-    to_tls, to_plain = b"", b""
-    tls_eof = plain_eof = False
-    while not (tls_eof and not to_plain) and not (plain_eof and not to_tls):
-        rl, wl = [], []
-        if not tls_eof and len(to_plain) < (1 << 20):
-            rl.append(tls)
-        if not plain_eof and len(to_tls) < (1 << 20):
-            rl.append(plain)
-        if to_tls:
-            wl.append(tls)
-        if to_plain:
-            wl.append(plain)
-        if tls in rl and tls.pending():
-            r, w = [tls], []
-        else:
-            r, w, _ = select.select(rl, wl, [], 1.0)
-        try:
-            if tls in r:
-                d = tls.recv(65536)
-                if d:
-                    to_plain += d
-                else:
-                    tls_eof = True
-            if plain in r:
-                d = plain.recv(65536)
-                if d:
-                    to_tls += d
-                else:
-                    plain_eof = True
-            if to_tls and (tls in w or tls in r):
-                n = tls.send(to_tls)
-                to_tls = to_tls[n:]
-            if to_plain:
-                n = plain.send(to_plain)
-                to_plain = to_plain[n:]
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError,
-                BlockingIOError):
-            pass
-        except OSError:
-            break
-    for x in (tls, plain):
-        try:
-            x.close()
-        except OSError:
-            pass
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -272,7 +223,8 @@ def main():
     # SSL object must not see both at once, so paramiko gets a plain
     # socketpair and one thread moves the bytes to and from TLS
     mine, theirs = socket.socketpair()
-    threading.Thread(target=tls_pump, args=(s, mine), daemon=True).start()
+    threading.Thread(target=tls_pump, args=(s, mine, 1 << 20),
+                     daemon=True).start()
     t = paramiko.Transport(theirs)
     t.start_client(timeout=10)
     try:
